@@ -1,0 +1,149 @@
+# flashwise build. `make` builds the tools, `make check` runs every test
+# (unit, command-line, integration) and then the unit suite again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+# Variables: BUILD (object folder), SAN=1 (sanitizer build), WERROR=0 (warnings
+# not fatal while hacking), PREFIX, DESTDIR.
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BINDIR   ?= $(PREFIX)/bin
+DATADIR  ?= $(PREFIX)/share/flashwise
+MANDIR   ?= $(PREFIX)/share/man
+CC       ?= cc
+PKG_CONFIG ?= pkg-config
+WERROR   ?= 1
+SAN      ?= 0
+
+ifeq ($(SAN),1)
+BUILD    ?= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT      := -O1
+else
+BUILD    ?= build
+SANFLAGS :=
+OPT      := -O2
+endif
+
+PKGS     := ncursesw libserialport libcrypto zlib
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+INI_CFLAGS := -I/usr/include/iniparser
+INI_LIBS   := -liniparser
+
+# Messages are cut to their buffers on purpose, so truncation is not a warning.
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla \
+	-Wno-format-truncation
+ifeq ($(WERROR),1)
+WARN     += -Werror
+endif
+
+CPPFLAGS += -Iinclude -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+	-DFW_DATADIR='"$(DATADIR)"'
+CFLAGS   ?= -g $(OPT)
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) $(INI_CFLAGS) -MMD -MP
+LDLIBS   += $(PKG_LIBS) $(INI_LIBS)
+
+# Every .c below src/ except the two programs' mains and the simulator goes
+# into one static library that the programs and the tests link against.
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/store/*.c src/transport/*.c \
+	src/dev/*.c src/ui/*.c src/cmd/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libflashwise.a
+APP_OBJ  := $(BUILD)/src/main.o
+SIM_SRC  := $(sort $(wildcard src/sim/*.c))
+SIM_OBJ  := $(SIM_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+
+PROGS    := flashwise $(if $(SIM_SRC),flashwise-sim)
+
+
+.PHONY: demo all check check-unit check-cli check-asan unit-bins bench install \
+	uninstall clean deps man-check
+
+all: $(PROGS)
+
+ifeq ($(SAN),1)
+# The sanitizer build keeps its programs inside its own folder.
+flashwise: $(BUILD)/flashwise
+flashwise-sim: $(BUILD)/flashwise-sim
+else
+flashwise: $(BUILD)/flashwise
+	cp $< $@
+flashwise-sim: $(BUILD)/flashwise-sim
+	cp $< $@
+endif
+
+$(BUILD)/flashwise: $(APP_OBJ) $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/flashwise-sim: $(SIM_OBJ) $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/lib -c -o $@ $<
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+unit-bins: $(UNIT_BIN)
+
+# The test command of the README. Sanitizer pass last, on the unit suite.
+check: all check-unit check-cli check-asan
+
+check-unit: unit-bins
+	@sh tests/run-tests.sh unit $(UNIT_BIN)
+
+check-cli: all
+	@sh tests/run-tests.sh cli $(sort $(wildcard tests/cli/test_*.sh))
+
+check-asan:
+	@$(MAKE) --no-print-directory SAN=1 BUILD=build-asan unit-bins all
+	@FW_SAN=1 sh tests/run-tests.sh unit-asan $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
+
+bench: all $(BENCH_BIN)
+	@BUILD=$(BUILD) sh bench/run.sh
+
+# The README's first command: until the wizard exists, inspect a sample
+# firmware against the NodeMCU profile.
+demo: all
+	@mkdir -p $(BUILD)/demo
+	./flashwise image sample $(BUILD)/demo/sample.bin --profile nodemcu-v1
+	./flashwise image info $(BUILD)/demo/sample.bin --profile nodemcu-v1
+
+deps:
+	@sh scripts/deps.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/profiles \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(PROGS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 profiles/*.ini $(DESTDIR)$(DATADIR)/profiles/
+	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGS))
+	rm -rf $(DESTDIR)$(DATADIR)
+	rm -f $(DESTDIR)$(MANDIR)/man1/flashwise*.1 $(DESTDIR)$(MANDIR)/man5/flashwise*.5
+
+clean:
+	rm -rf build build-* flashwise flashwise-sim
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
