@@ -1,0 +1,34 @@
+/* Front-end commands. Each command lives in src/cmd/cmd_<name>.c and
+ * exports one const struct cmd_entry; main.c lists them in a table. Commands
+ * print (they are the edge) and return a process exit code (exitcode.h). */
+#ifndef FLASHWISE_CMD_H
+#define FLASHWISE_CMD_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+struct cmd_ctx {
+	FILE *out;              /* results */
+	FILE *err;              /* diagnostics */
+	const char *profiles;   /* ':'-separated profile search path */
+	bool color;
+};
+
+struct cmd_entry {
+	const char *name;       /* "image info" */
+	const char *usage;      /* arguments after the name */
+	const char *summary;    /* one line for --help */
+	const char *options;    /* option lines for `flashwise help CMD`, may be NULL */
+	int (*exec)(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc, char **argv);
+};
+
+extern const struct cmd_entry cmd_profile_list, cmd_profile_check, cmd_profile_show,
+	cmd_profile_schema, cmd_image_info, cmd_image_check, cmd_image_sample, cmd_exit_codes;
+
+/* Prints "flashwise: <message>" to ctx->err and returns exit_code. */
+int cmd_fail(struct cmd_ctx *ctx, int exit_code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prints the usage line of a command to ctx->err; returns FW_EXIT_USAGE. */
+int cmd_usage(struct cmd_ctx *ctx, const struct cmd_entry *self);
+
+#endif

@@ -1,0 +1,189 @@
+/* `flashwise profile list|show|check|schema`: device profiles from the
+ * command line. */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "exitcode.h"
+#include "profile.h"
+#include "strbuf.h"
+
+static int load_one(struct cmd_ctx *ctx, const char *arg, struct profile *p, bool quiet_ok)
+{
+	char path[1024];
+	struct profile_diags diags;
+	struct fw_err e = {0};
+	size_t i;
+
+	if (profile_find(arg, ctx->profiles, path, sizeof path, &e) != FW_OK)
+		return cmd_fail(ctx, FW_EXIT_PROFILE, "%s", e.msg);
+	if (profile_load(path, p, &diags, &e) != FW_OK) {
+		for (i = 0; i < diags.n; i++)
+			fprintf(ctx->err, "%s\n", diags.d[i].text);
+		if (diags.total > diags.n)
+			fprintf(ctx->err, "... and %zu more problems\n", diags.total - diags.n);
+		if (diags.n == 0)
+			fprintf(ctx->err, "%s\n", e.msg);
+		return FW_EXIT_PROFILE;
+	}
+	if (!quiet_ok)
+		fprintf(ctx->out, "%s: ok (%s)\n", path, p->name);
+	return FW_EXIT_OK;
+}
+
+static int profile_check_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
+			      char **argv)
+{
+	struct profile *p;
+	int i, rc, worst = FW_EXIT_OK;
+
+	if (argc < 2)
+		return cmd_usage(ctx, self);
+	p = malloc(sizeof *p);
+	if (!p)
+		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
+	for (i = 1; i < argc; i++) {
+		rc = load_one(ctx, argv[i], p, false);
+		if (rc != FW_EXIT_OK)
+			worst = rc;
+	}
+	free(p);
+	return worst;
+}
+
+static int profile_show_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
+			     char **argv)
+{
+	struct profile *p;
+	struct strbuf out = STRBUF_INIT;
+	int rc;
+
+	if (argc != 2)
+		return cmd_usage(ctx, self);
+	p = malloc(sizeof *p);
+	if (!p)
+		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
+	rc = load_one(ctx, argv[1], p, true);
+	if (rc == FW_EXIT_OK) {
+		profile_format(p, &out);
+		fputs(strbuf_str(&out), ctx->out);
+		if (strbuf_failed(&out))
+			rc = cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
+	}
+	strbuf_free(&out);
+	free(p);
+	return rc;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lists the profiles of the first folder on the search path that exists;
+ * later folders would only repeat the installed copies. */
+static int profile_list_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
+			     char **argv)
+{
+	char *search, *dir, *save = NULL, *names[256], path[1024];
+	size_t n = 0, i;
+	struct profile *p;
+	struct fw_err e;
+	DIR *d = NULL;
+	struct dirent *de;
+	int rc = FW_EXIT_OK;
+
+	(void)argv;
+	if (argc != 1)
+		return cmd_usage(ctx, self);
+	search = strdup(ctx->profiles);
+	p = malloc(sizeof *p);
+	if (!search || !p) {
+		free(search);
+		free(p);
+		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
+	}
+	for (dir = strtok_r(search, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
+		if ((d = opendir(dir)) != NULL)
+			break;
+	if (!d) {
+		rc = cmd_fail(ctx, FW_EXIT_PROFILE, "no profile folder found (searched %s)",
+			      ctx->profiles);
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL && n < sizeof names / sizeof names[0]) {
+		size_t l = strlen(de->d_name);
+		char *name;
+		if (l > 4 && strcmp(de->d_name + l - 4, ".ini") == 0 &&
+		    (name = strdup(de->d_name)) != NULL)
+			names[n++] = name;
+	}
+	closedir(d);
+	qsort(names, n, sizeof names[0], by_name);
+	fprintf(ctx->out, "profiles in %s:\n", dir);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		if (profile_load(path, p, NULL, &e) == FW_OK)
+			fprintf(ctx->out, "  %-24s %-8s %-12s %s\n", p->id,
+				profile_family_name(p->family), p->chip, p->name);
+		else
+			fprintf(ctx->out, "  %-24s INVALID: %s\n", names[i], e.msg);
+		free(names[i]);
+	}
+out:
+	free(search);
+	free(p);
+	return rc;
+}
+
+static int profile_schema_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
+			       char **argv)
+{
+	struct strbuf out = STRBUF_INIT;
+	const struct profile_key *k;
+	size_t i, n;
+
+	if (argc == 2 && strcmp(argv[1], "--man") == 0) {
+		profile_schema_man(&out);
+		fputs(strbuf_str(&out), ctx->out);
+		strbuf_free(&out);
+		return FW_EXIT_OK;
+	}
+	if (argc != 1)
+		return cmd_usage(ctx, self);
+	k = profile_schema(&n);
+	for (i = 0; i < n; i++)
+		fprintf(ctx->out, "[%s] %s%s: %s\n", k[i].section, k[i].name,
+			k[i].required ? " (required)" : "", k[i].help);
+	return FW_EXIT_OK;
+}
+
+const struct cmd_entry cmd_profile_check = {
+	.name = "profile check",
+	.usage = "PROFILE...",
+	.summary = "validate profiles (by id or path); every problem as file:[section] key",
+	.exec = profile_check_exec,
+};
+
+const struct cmd_entry cmd_profile_show = {
+	.name = "profile show",
+	.usage = "PROFILE",
+	.summary = "describe a profile: device, flash, serial, partitions, trust",
+	.exec = profile_show_exec,
+};
+
+const struct cmd_entry cmd_profile_list = {
+	.name = "profile list",
+	.usage = "",
+	.summary = "list the profiles found on the search path",
+	.exec = profile_list_exec,
+};
+
+const struct cmd_entry cmd_profile_schema = {
+	.name = "profile schema",
+	.usage = "[--man]",
+	.summary = "every profile key with its meaning (--man: as man(7) text)",
+	.options = "  --man            print the key list as man(7) text\n",
+	.exec = profile_schema_exec,
+};
