@@ -61,6 +61,14 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
+
+# The test-only LD_PRELOAD shim that lets libserialport open a pty with
+# (simulated) modem lines, and the program that runs the libserialport
+# backend under it (it preloads the shim itself). The shim is built without
+# sanitizers: it is loaded ahead of the ASan runtime.
+SHIM_SO   := $(BUILD)/tests/pty_modem_shim.so
+SHIM_TEST := $(BUILD)/tests/test_transport_shim
+UNIT_BIN  += $(SHIM_TEST)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
 PROGS    := flashwise $(if $(SIM_SRC),flashwise-sim)
@@ -102,6 +110,13 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(LIB)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+$(SHIM_SO): tests/shim/pty_modem_shim.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+$(SHIM_TEST): $(BUILD)/tests/shim/test_transport_shim.o $(TESTLIB_OBJ) $(LIB) | $(SHIM_SO)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(LDLIBS)
+
 unit-bins: $(UNIT_BIN)
 
 # The test command of the README. Sanitizer pass last, on the unit suite.
@@ -115,7 +130,8 @@ check-cli: all
 
 check-asan:
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build-asan unit-bins all
-	@FW_SAN=1 sh tests/run-tests.sh unit-asan $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
+	@FW_SAN=1 sh tests/run-tests.sh unit-asan $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%) \
+		build-asan/tests/test_transport_shim
 
 bench: all $(BENCH_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh
