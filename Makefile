@@ -73,6 +73,18 @@ TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
 PROGS    := flashwise $(if $(SIM_SRC),flashwise-sim)
 
+# main.o has DATADIR compiled in: rebuild it whenever PREFIX/DATADIR changes,
+# or `make && make install PREFIX=/usr` would install a binary that looks
+# for its profiles under the old prefix.
+DATADIR_STAMP := $(BUILD)/datadir.txt
+$(shell mkdir -p $(BUILD) && (echo '$(DATADIR)' | cmp -s - $(DATADIR_STAMP) || \
+	echo '$(DATADIR)' > $(DATADIR_STAMP)))
+$(APP_OBJ): $(DATADIR_STAMP)
+
+
+# Keep test and bench objects: they are intermediates, and deleting them
+# would put make's "rm" lines after the test summary.
+.SECONDARY:
 
 .PHONY: demo all check check-unit check-cli check-asan unit-bins bench install \
 	uninstall clean deps man-check
@@ -146,10 +158,10 @@ demo: all
 deps:
 	@sh scripts/deps.sh
 
-install: all
+install: $(PROGS:%=$(BUILD)/%)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/profiles \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
-	install -m 0755 $(PROGS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(PROGS:%=$(BUILD)/%) $(DESTDIR)$(BINDIR)/
 	install -m 0644 profiles/*.ini $(DESTDIR)$(DATADIR)/profiles/
 	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
