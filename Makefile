@@ -5,6 +5,8 @@
 # Variables: BUILD (object folder), SAN=1 (sanitizer build), WERROR=0 (warnings
 # not fatal while hacking), PREFIX, DESTDIR.
 
+.DEFAULT_GOAL := all
+
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 BINDIR   ?= $(PREFIX)/bin
@@ -96,10 +98,12 @@ ifeq ($(SAN),1)
 flashwise: $(BUILD)/flashwise
 flashwise-sim: $(BUILD)/flashwise-sim
 else
+# Copy then rename: a running copy (a simulator left open) is replaced, not
+# written into ("text file busy").
 flashwise: $(BUILD)/flashwise
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 flashwise-sim: $(BUILD)/flashwise-sim
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 endif
 
 $(BUILD)/flashwise: $(APP_OBJ) $(LIB)
@@ -134,7 +138,7 @@ unit-bins: $(UNIT_BIN)
 # The test command of the README. Sanitizer pass last, on the unit suite.
 check: all check-unit check-cli check-asan
 
-check-unit: unit-bins
+check-unit: all unit-bins
 	@sh tests/run-tests.sh unit $(UNIT_BIN)
 
 check-cli: all

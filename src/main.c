@@ -13,6 +13,10 @@
 #endif
 
 static const struct cmd_entry *const commands[] = {
+	&cmd_detect,
+	&cmd_backup,
+	&cmd_write,
+	&cmd_verify,
 	&cmd_image_info,
 	&cmd_image_check,
 	&cmd_image_sample,

@@ -1,0 +1,19 @@
+/* Maps a profile's protocol to the driver that speaks it. */
+#include "devices.h"
+
+#include <stddef.h>
+
+#include "dev_esp.h"
+
+const struct device_ops *device_ops_for(const struct profile *p)
+{
+	if (!p)
+		return NULL;
+	switch (p->protocol) {
+	case PROFILE_PROTO_ESP_ROM:
+		return &dev_esp_ops;
+	case PROFILE_PROTO_STK500V1:
+		break;
+	}
+	return NULL;
+}

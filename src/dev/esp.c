@@ -1,0 +1,1529 @@
+/* The Espressif ROM loader driver. Facts: esp-rom-protocol.md sections 2-9
+ * and the design rules of section 12; the bytes themselves come from
+ * esp_proto and slip. Every wait is a monotonic deadline, nothing here
+ * prints (d->log), and no path reports success for data the loader did not
+ * accept intact. */
+#include "dev_esp.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zlib.h>
+
+#include "esp_proto.h"
+#include "integrity.h"
+#include "slip.h"
+#include "strbuf.h"
+#include "transport.h"
+
+/* ---- timing (esptool's defaults, section 5.2) ---- */
+
+#define SYNC_REPLY_MS      100u  /* first SYNC reply */
+#define SYNC_TRIES         5u    /* SYNCs per reset attempt */
+#define SYNC_PAUSE_MS      50u   /* after a failed SYNC */
+#define SYNC_SURPLUS       7u    /* the ROM answers one SYNC 8 times */
+#define RESET_HOLD_MS      100u  /* EN held low */
+#define RESET_DELAY_SHORT  50u
+#define RESET_DELAY_LONG   550u
+#define HARD_RESET_MS      100u
+#define BAUD_SETTLE_MS     50u
+#define WRITE_TIMEOUT_MS   10000u /* serial write */
+#define RESYNC_QUIET_MS    50u
+#define RESYNC_MAX_MS      500u
+#define MATCH_FRAMES       100u  /* frames read while waiting for a reply */
+#define ERASE_MS_PER_MB    40000u
+#define WRITE_MS_PER_MB    40000u
+#define MD5_MS_PER_MB      8000u
+#define PROGRESS_EVERY_NS  100000000ull /* 100 ms */
+#define LOG_LINE_MAX       512
+
+#define SECTOR ESP_PROTO_SECTOR
+#define BLOCK  ESP_PROTO_ROM_WRITE_BLOCK
+
+struct esp_dev {
+	struct dev_esp_options opt;
+	struct slip_decoder dec;
+	uint8_t frame[ESP_PROTO_PACKET_MAX + 64];
+	uint8_t rx[512];
+	size_t rx_off, rx_len;
+	uint8_t result[128];     /* copy of the last reply's result bytes */
+	struct strbuf wire;
+	bool identified;
+	bool loader_known;
+	enum esp_proto_loader loader;
+	const struct esp_proto_chip_info *chip;
+	uint32_t flash_size;     /* from the JEDEC id; 0 unknown */
+	bool attached, params_set, baud_changed;
+	unsigned base_baud;      /* the rate before CHANGE_BAUDRATE */
+	uint64_t last_progress_ns;
+};
+
+/* One write unit: a sector-aligned run that covers one or more image ranges
+ * (ranges sharing a sector must go out together, or the second erase would
+ * wipe the first one's bytes). */
+struct esp_unit {
+	uint32_t addr;           /* sector-aligned */
+	uint32_t len;            /* up to the last image byte */
+	uint32_t first_data;     /* address of the first image byte */
+};
+
+/* ---- small helpers ---- */
+
+static void esp_log(struct device *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void esp_log(struct device *d, const char *fmt, ...)
+{
+	char line[LOG_LINE_MAX];
+	va_list ap;
+
+	if (!d->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	d->log(d->cb_ctx, line);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static unsigned scaled_ms(const struct esp_dev *x, unsigned ms_per_mb, uint64_t bytes)
+{
+	uint64_t ms = bytes * ms_per_mb / (1024u * 1024u);
+
+	if (ms < x->opt.timeout_ms)
+		ms = x->opt.timeout_ms;
+	if (ms > 240000u) /* esptool's cap for any command */
+		ms = 240000u;
+	return (unsigned)ms;
+}
+
+static void progress(struct device *d, const char *phase, uint64_t done, uint64_t total)
+{
+	struct esp_dev *x = d->priv;
+	uint64_t now;
+
+	if (!d->progress)
+		return;
+	now = transport_now_ns();
+	if (done < total && done != 0 && now - x->last_progress_ns < PROGRESS_EVERY_NS)
+		return;
+	x->last_progress_ns = now;
+	d->progress(d->cb_ctx, phase, done, total);
+}
+
+static void copy_err(struct fw_err *dst, const struct fw_err *src)
+{
+	if (dst && src != dst)
+		*dst = *src;
+}
+
+void dev_esp_options_default(struct dev_esp_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->connect_attempts = 7;
+	o->manual_wait_ms = 60000;
+	o->timeout_ms = 3000;
+	o->block_attempts = 3;
+	o->change_baud = true;
+	o->compress = true;
+	o->skip_unchanged = false;
+}
+
+static int priv_get(struct device *d, struct esp_dev **out, struct fw_err *e)
+{
+	struct esp_dev *x;
+
+	if (!d || !d->t || !d->p)
+		return fw_err_set(e, FW_EINVAL, "esp: device without a port or profile");
+	if (d->priv) {
+		*out = d->priv;
+		return FW_OK;
+	}
+	x = calloc(1, sizeof *x);
+	if (!x)
+		return fw_err_set(e, FW_ENOMEM, "out of memory starting the ESP driver");
+	dev_esp_options_default(&x->opt);
+	slip_decoder_init(&x->dec, x->frame, sizeof x->frame);
+	d->priv = x;
+	*out = x;
+	return FW_OK;
+}
+
+int dev_esp_set_options(struct device *d, const struct dev_esp_options *o,
+			struct fw_err *e)
+{
+	struct esp_dev *x;
+	int rc;
+
+	if (!o)
+		return fw_err_set(e, FW_EINVAL, "esp: no options");
+	if ((rc = priv_get(d, &x, e)) != FW_OK)
+		return rc;
+	x->opt = *o;
+	if (x->opt.connect_attempts == 0)
+		x->opt.connect_attempts = 1;
+	if (x->opt.block_attempts == 0)
+		x->opt.block_attempts = 1;
+	if (x->opt.timeout_ms == 0)
+		x->opt.timeout_ms = 3000;
+	return FW_OK;
+}
+
+static const char *loader_name(const struct esp_dev *x)
+{
+	if (!x->loader_known)
+		return "ESP ROM loader";
+	switch (x->loader) {
+	case ESP_LOADER_ESP8266_ROM:
+		return "ESP8266 ROM loader";
+	case ESP_LOADER_ESP32_ROM:
+		return "ESP32 ROM loader";
+	case ESP_LOADER_LATER_ROM:
+		return "ESP32-family ROM loader";
+	case ESP_LOADER_STUB:
+		return "flasher stub";
+	}
+	return "ESP ROM loader";
+}
+
+/* The loader the profile's chip has, for caps() before identify(). */
+static enum esp_proto_loader profile_loader(const struct profile *p)
+{
+	if (p->family == PROFILE_FAMILY_ESP8266)
+		return ESP_LOADER_ESP8266_ROM;
+	if (strcmp(p->chip, "esp32") == 0)
+		return ESP_LOADER_ESP32_ROM;
+	return ESP_LOADER_LATER_ROM;
+}
+
+/* ---- receiving frames ---- */
+
+static void rx_forget(struct esp_dev *x)
+{
+	x->rx_off = x->rx_len = 0;
+	slip_decoder_reset(&x->dec);
+}
+
+/* The next SLIP frame (junk between frames is skipped by the decoder). The
+ * frame stays valid until the next call. FW_ETIMEOUT without a message. */
+static int recv_frame(struct device *d, uint64_t deadline, const uint8_t **pkt,
+		      size_t *n, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+
+	for (;;) {
+		size_t got = 0;
+		struct fw_err re = { 0 };
+		int rc;
+
+		while (x->rx_off < x->rx_len) {
+			struct slip_event ev;
+
+			x->rx_off += slip_decoder_feed(&x->dec, x->rx + x->rx_off,
+						       x->rx_len - x->rx_off, &ev);
+			if (ev.kind == SLIP_EV_FRAME) {
+				*pkt = ev.frame;
+				*n = ev.len;
+				return FW_OK;
+			}
+			/* Frames with a bad escape or too long are dropped by
+			 * the decoder; the reply loop just waits on. */
+		}
+		if (transport_now_ns() >= deadline)
+			return FW_ETIMEOUT;
+		rc = transport_read_some(d->t, x->rx, sizeof x->rx, &got, deadline, &re);
+		x->rx_off = 0;
+		x->rx_len = got;
+		if (rc == FW_ETIMEOUT && got == 0)
+			return FW_ETIMEOUT;
+		if (rc != FW_OK) {
+			copy_err(e, &re);
+			return rc;
+		}
+	}
+}
+
+/* Throws away whatever the chip is still sending (a late reply, surplus
+ * SYNC answers, a half frame) so the next request starts clean. */
+static void resync(struct device *d)
+{
+	struct esp_dev *x = d->priv;
+	uint64_t end = transport_deadline_ms(RESYNC_MAX_MS);
+
+	for (;;) {
+		uint64_t dl = transport_deadline_ms(RESYNC_QUIET_MS);
+		size_t got = 0;
+
+		if (dl > end)
+			dl = end;
+		if (transport_read_some(d->t, x->rx, sizeof x->rx, &got, dl, NULL) != FW_OK ||
+		    got == 0)
+			break;
+	}
+	(void)transport_flush(d->t, TRANSPORT_FLUSH_INPUT, NULL);
+	rx_forget(x);
+}
+
+/* ---- one command ---- */
+
+static int send_req(struct device *d, const struct esp_proto_req *r, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	int rc;
+
+	strbuf_reset(&x->wire);
+	if ((rc = esp_proto_request_frame(r, &x->wire, e)) != FW_OK)
+		return rc;
+	return transport_write(d->t, x->wire.s, x->wire.len,
+			       transport_deadline_ms(WRITE_TIMEOUT_MS), e);
+}
+
+static const char *op_what(uint8_t op)
+{
+	const struct esp_proto_op_info *info = esp_proto_op_info(op);
+
+	return info ? info->what : "run a command";
+}
+
+/* Sends r and waits for its reply: frames for other opcodes (surplus SYNC
+ * answers) and non-replies are skipped; a foreign reply saying "invalid
+ * message" means the loader does not know r->op. The status is checked
+ * (esp_proto_response_check). resp->result points into x->result. */
+static int command(struct device *d, const struct esp_proto_req *r, unsigned timeout_ms,
+		   struct esp_proto_resp *resp, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	/* Before identify() the dialect is unknown; the first two status
+	 * bytes mean the same in both layouts, so parse just those. */
+	size_t status_len = x->loader_known ? esp_proto_status_len(x->loader) : 2;
+	size_t result_len = esp_proto_result_len(r->op, x->loader_known ? x->loader
+							: ESP_LOADER_ESP8266_ROM);
+	uint64_t deadline;
+	unsigned i;
+	int rc;
+
+	if ((rc = send_req(d, r, e)) != FW_OK)
+		return rc;
+	deadline = transport_deadline_ms(timeout_ms);
+	for (i = 0; i < MATCH_FRAMES; i++) {
+		const uint8_t *pkt = NULL;
+		size_t n = 0;
+
+		rc = recv_frame(d, deadline, &pkt, &n, e);
+		if (rc == FW_ETIMEOUT)
+			return fw_err_set(e, FW_ETIMEOUT,
+					  "the %s did not answer %s (to %s) within %u ms: check the "
+					  "cable and the board's power supply",
+					  loader_name(x), esp_proto_op_name(r->op),
+					  op_what(r->op), timeout_ms);
+		if (rc != FW_OK)
+			return rc;
+		switch (esp_proto_response_match(pkt, n, r->op)) {
+		case ESP_MATCH_NOT_RESPONSE:
+			/* Noise that happened to hold a 0xC0: its end may be
+			 * the start of the real reply. */
+			slip_decoder_reopen(&x->dec);
+			continue;
+		case ESP_MATCH_OTHER:
+			continue;
+		case ESP_MATCH_UNSUPPORTED:
+			return fw_err_set(e, FW_EUNSUPPORTED,
+					  "the %s does not support %s (it cannot %s)",
+					  loader_name(x), esp_proto_op_name(r->op),
+					  op_what(r->op));
+		case ESP_MATCH_YES:
+			break;
+		}
+		rc = esp_proto_response_parse(pkt, n, result_len, status_len, resp, e);
+		if (rc != FW_OK)
+			return rc;
+		if (resp->result_len) {
+			size_t k = resp->result_len < sizeof x->result ? resp->result_len
+								       : sizeof x->result;
+
+			memcpy(x->result, resp->result, k);
+			resp->result = x->result;
+			resp->result_len = k;
+		}
+		return esp_proto_response_check(resp, e);
+	}
+	return fw_err_set(e, FW_EPROTO,
+			  "%u frames arrived from the %s but none answered %s: another "
+			  "program may be talking to the board", MATCH_FRAMES,
+			  loader_name(x), esp_proto_op_name(r->op));
+}
+
+/* command() with the block retry rule: a timeout or a checksum error
+ * (status 0x07) resends the same packet (same sequence number) after a
+ * resync, up to opt.block_attempts tries. */
+static int command_retry(struct device *d, const struct esp_proto_req *r,
+			 unsigned timeout_ms, struct esp_proto_resp *resp,
+			 const char *what, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct fw_err le = { 0 };
+	unsigned attempt;
+	int rc = FW_OK;
+
+	for (attempt = 1; attempt <= x->opt.block_attempts; attempt++) {
+		fw_err_clear(&le);
+		rc = command(d, r, timeout_ms, resp, &le);
+		if (rc == FW_OK)
+			return FW_OK;
+		if (rc != FW_ETIMEOUT && rc != FW_EINTEGRITY)
+			break;
+		if (attempt < x->opt.block_attempts) {
+			esp_log(d, "%s: %s; resynchronising and sending it again (try %u of %u)",
+				what, le.msg, attempt + 1, x->opt.block_attempts);
+			resync(d);
+		}
+	}
+	copy_err(e, &le);
+	if (rc == FW_ETIMEOUT || rc == FW_EINTEGRITY)
+		fw_err_prefix(e, "%s failed %u times", what, x->opt.block_attempts);
+	return rc;
+}
+
+static int read_reg(struct device *d, uint32_t addr, uint32_t *v, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	int rc;
+
+	esp_proto_req_read_reg(&r, addr);
+	rc = command(d, &r, x->opt.timeout_ms, &resp, e);
+	if (rc == FW_OK)
+		*v = resp.value;
+	return rc;
+}
+
+static int write_reg(struct device *d, uint32_t addr, uint32_t value, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_reg_write w = { addr, value, 0xFFFFFFFFu, 0 };
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	int rc;
+
+	/* One record per packet: whether the ESP8266 ROM honours more is
+	 * unverified. */
+	if ((rc = esp_proto_req_write_reg(&r, &w, 1, e)) != FW_OK)
+		return rc;
+	return command(d, &r, x->opt.timeout_ms, &resp, e);
+}
+
+static int flash_begin(struct device *d, uint8_t op, uint32_t size, uint32_t blocks,
+		       uint32_t offset, unsigned timeout_ms, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_begin b = { 0 };
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	int rc;
+
+	b.size = size;
+	b.blocks = blocks;
+	b.block_size = BLOCK;
+	b.offset = offset;
+	b.encrypted_word = esp_proto_begin_has_encrypted_word(x->loader);
+	rc = op == ESP_OP_FLASH_DEFL_BEGIN ? esp_proto_req_flash_defl_begin(&r, &b, e)
+					   : esp_proto_req_flash_begin(&r, &b, e);
+	if (rc != FW_OK)
+		return rc;
+	return command(d, &r, timeout_ms, &resp, e);
+}
+
+/* ---- connect ---- */
+
+/* One SYNC: flush, send, take the first reply, then drain the surplus
+ * copies the ROM sends so they cannot be mistaken for later replies. */
+static int sync_once(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	unsigned i;
+	int rc;
+
+	(void)transport_flush(d->t, TRANSPORT_FLUSH_BOTH, NULL);
+	rx_forget(x);
+	esp_proto_req_sync(&r);
+	rc = command(d, &r, SYNC_REPLY_MS, &resp, e);
+	if (rc != FW_OK)
+		return rc;
+	if (esp_proto_sync_reply_from_stub(&resp))
+		esp_log(d, "a flasher stub is already running on the chip");
+	for (i = 0; i < SYNC_SURPLUS; i++) {
+		const uint8_t *pkt;
+		size_t n;
+
+		if (recv_frame(d, transport_deadline_ms(SYNC_REPLY_MS), &pkt, &n, NULL) != FW_OK)
+			break;
+	}
+	return FW_OK;
+}
+
+static int sync_tries(struct device *d, unsigned tries, struct fw_err *e)
+{
+	unsigned i;
+	int rc = FW_ETIMEOUT;
+
+	for (i = 0; i < tries; i++) {
+		rc = sync_once(d, e);
+		if (rc != FW_ETIMEOUT)
+			return rc;
+		sleep_ms(SYNC_PAUSE_MS);
+	}
+	return rc;
+}
+
+/* DTR pulls GPIO0 low, RTS pulls EN low (section 9). The tight variant
+ * moves both lines in one ioctl so the pair never passes through an
+ * unintended state. */
+static int reset_into_loader(struct device *d, bool tight, unsigned delay_ms,
+			     struct fw_err *e)
+{
+	struct transport *t = d->t;
+	int rc;
+
+	if (tight) {
+		if ((rc = transport_set_lines_tight(t, 0, 0, e)) != FW_OK ||
+		    (rc = transport_set_lines_tight(t, 1, 1, e)) != FW_OK ||
+		    (rc = transport_set_lines_tight(t, 0, 1, e)) != FW_OK)
+			return rc;
+		sleep_ms(RESET_HOLD_MS);
+		if ((rc = transport_set_lines_tight(t, 1, 0, e)) != FW_OK)
+			return rc;
+		sleep_ms(delay_ms);
+		if ((rc = transport_set_lines_tight(t, 0, 0, e)) != FW_OK)
+			return rc;
+		return transport_set_lines(t, 0, TRANSPORT_LINE_KEEP, e);
+	}
+	if ((rc = transport_set_lines(t, 0, 1, e)) != FW_OK)
+		return rc;
+	sleep_ms(RESET_HOLD_MS);
+	if ((rc = transport_set_lines(t, 1, 0, e)) != FW_OK)
+		return rc;
+	sleep_ms(delay_ms);
+	return transport_set_lines(t, 0, TRANSPORT_LINE_KEEP, e);
+}
+
+static const char *instructions(const struct profile *p)
+{
+	return p->manual_instructions[0] ? p->manual_instructions
+		: "hold the BOOT/FLASH button, press and release RESET/EN, then release BOOT/FLASH";
+}
+
+static int connect_manual(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint64_t deadline = transport_deadline_ms(x->opt.manual_wait_ms);
+	struct fw_err le = { 0 };
+	int rc;
+
+	esp_log(d, "waiting for the bootloader: %s", instructions(d->p));
+	do {
+		fw_err_clear(&le);
+		rc = sync_once(d, &le);
+		if (rc == FW_OK)
+			return FW_OK;
+		if (rc != FW_ETIMEOUT) {
+			copy_err(e, &le);
+			return rc;
+		}
+		sleep_ms(SYNC_PAUSE_MS);
+	} while (transport_now_ns() < deadline);
+	return fw_err_set(e, FW_ETIMEOUT,
+			  "the ESP bootloader on %s did not answer within %u s: %s; check "
+			  "the cable (some carry only power) and the board's power supply",
+			  d->t->path, (x->opt.manual_wait_ms + 999) / 1000, instructions(d->p));
+}
+
+static int esp_connect(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x;
+	bool manual;
+	unsigned attempt;
+	int rc;
+
+	if ((rc = priv_get(d, &x, e)) != FW_OK)
+		return rc;
+	/* After a baud change of an earlier session the ROM starts again at
+	 * its own rate; otherwise keep the rate the port was opened with. */
+	if (x->baud_changed && (rc = transport_set_baud(d->t, x->base_baud, e)) != FW_OK)
+		return rc;
+	/* A reset wipes everything the chip knew about this session. */
+	x->identified = x->loader_known = false;
+	x->chip = NULL;
+	x->flash_size = 0;
+	x->attached = x->params_set = x->baud_changed = false;
+	manual = d->manual_entry || d->p->reset == PROFILE_RESET_MANUAL;
+	for (attempt = 0; !manual && attempt < x->opt.connect_attempts; attempt++) {
+		bool tight = (transport_caps(d->t) & TRANSPORT_CAP_TIGHT_LINES) &&
+			     attempt % 4 < 2;
+		unsigned delay = attempt % 2 ? RESET_DELAY_LONG : RESET_DELAY_SHORT;
+		struct fw_err le = { 0 };
+
+		fw_err_clear(&le);
+		rc = reset_into_loader(d, tight, delay, &le);
+		if (rc == FW_EUNSUPPORTED) {
+			/* A pty or an adapter without modem lines: the
+			 * technician has to press the buttons. */
+			esp_log(d, "%s", le.msg);
+			manual = true;
+			break;
+		}
+		if (rc != FW_OK) {
+			copy_err(e, &le);
+			return rc;
+		}
+		rc = sync_tries(d, SYNC_TRIES, &le);
+		if (rc == FW_OK) {
+			if (attempt > 0)
+				esp_log(d, "the bootloader answered after %u reset attempts",
+					attempt + 1);
+			return FW_OK;
+		}
+		if (rc != FW_ETIMEOUT) {
+			copy_err(e, &le);
+			return rc;
+		}
+	}
+	if (manual)
+		return connect_manual(d, e);
+	return fw_err_set(e, FW_ETIMEOUT,
+			  "the ESP bootloader on %s did not answer after %u reset attempts: "
+			  "check that the board is powered and the USB cable carries data; "
+			  "if the board has no automatic reset: %s",
+			  d->t->path, x->opt.connect_attempts, instructions(d->p));
+}
+
+/* ---- identify ---- */
+
+/* A raw SPI command through the controller's user-command registers; USER
+ * and USER2 are put back afterwards because the ROM's own flash routines
+ * rely on them. */
+static int spi_command(struct device *d, enum esp_proto_family f,
+		       const struct esp_proto_spi_cmd *c, uint32_t *w0, struct fw_err *e)
+{
+	const struct esp_proto_spi_regs *regs = esp_proto_spi_regs(f);
+	struct esp_proto_reg_write w[ESP_SPI_WRITES_MAX];
+	uint32_t user, user2, v = 0;
+	size_t n, i;
+	int rc, rc2;
+
+	if ((rc = read_reg(d, regs->user, &user, e)) != FW_OK ||
+	    (rc = read_reg(d, regs->user2, &user2, e)) != FW_OK)
+		return rc;
+	if ((rc = esp_proto_spi_program(f, c, w, &n, e)) != FW_OK)
+		return rc;
+	for (i = 0; i < n && rc == FW_OK; i++)
+		rc = write_reg(d, w[i].addr, w[i].value, e);
+	for (i = 0; rc == FW_OK; i++) {
+		if ((rc = read_reg(d, regs->cmd, &v, e)) != FW_OK)
+			break;
+		if (!(v & ESP_SPI_CMD_USR))
+			break;
+		if (i + 1 >= ESP_SPI_POLLS)
+			rc = fw_err_set(e, FW_EPROTO,
+					"the SPI flash controller did not finish command 0x%02X: "
+					"power-cycle the board and try again", c->cmd);
+	}
+	if (rc == FW_OK)
+		rc = read_reg(d, regs->w0, w0, e);
+	rc2 = write_reg(d, regs->user, user, rc == FW_OK ? e : NULL);
+	if (rc == FW_OK)
+		rc = rc2;
+	rc2 = write_reg(d, regs->user2, user2, rc == FW_OK ? e : NULL);
+	if (rc == FW_OK)
+		rc = rc2;
+	return rc;
+}
+
+static int spi_attach(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	int rc;
+
+	if (x->attached)
+		return FW_OK;
+	if (x->loader == ESP_LOADER_ESP8266_ROM) {
+		/* The ESP8266 ROM has no SPI_ATTACH: FLASH_BEGIN with size 0
+		 * attaches the flash and erases nothing. */
+		rc = flash_begin(d, ESP_OP_FLASH_BEGIN, 0, 0, 0, x->opt.timeout_ms, e);
+	} else {
+		esp_proto_req_spi_attach(&r, x->loader, 0);
+		rc = command(d, &r, x->opt.timeout_ms, &resp, e);
+	}
+	if (rc == FW_OK)
+		x->attached = true;
+	return rc;
+}
+
+static int identify_flash(struct device *d, struct device_identity *id, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_spi_cmd c;
+	struct esp_proto_flash_id fid;
+	struct fw_err le = { 0 };
+	uint32_t w0 = 0;
+	int rc;
+
+	if ((rc = spi_attach(d, e)) != FW_OK)
+		return rc;
+	esp_proto_spi_rdid(&c);
+	if ((rc = spi_command(d, x->chip->family, &c, &w0, e)) != FW_OK)
+		return rc;
+	id->flash_id = (w0 & 0xFFu) << 16 | ((w0 >> 8) & 0xFFu) << 8 | ((w0 >> 16) & 0xFFu);
+	fw_err_clear(&le);
+	if (esp_proto_jedec_decode(w0, &fid, &le) != FW_OK) {
+		/* Not fatal here: device_match() refuses an unknown size
+		 * with the profile's expectation in the message. */
+		esp_log(d, "%s", le.msg);
+		return FW_OK;
+	}
+	id->flash_size = fid.size;
+	x->flash_size = fid.size;
+	if (fid.size == 0)
+		esp_log(d, "flash chip %06X (%s) has a capacity code flashwise does not know",
+			id->flash_id, fid.vendor);
+	return FW_OK;
+}
+
+static int esp_identify(struct device *d, struct device_identity *id, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	const struct esp_proto_chip_info *chip;
+	struct esp_proto_xtal xt;
+	uint32_t magic = 0, clkdiv = 0;
+	size_t i;
+	int rc;
+
+	if (!x)
+		return fw_err_set(e, FW_ESTATE, "esp: identify before connect");
+	memset(id, 0, sizeof *id);
+	if ((rc = read_reg(d, ESP_PROTO_CHIP_MAGIC_ADDR, &magic, e)) != FW_OK)
+		return rc;
+	id->has_chip_magic = true;
+	id->chip_magic = magic;
+	chip = esp_proto_chip_by_magic(magic);
+	if (!chip) {
+		/* Never guess a chip: leave the name empty and let
+		 * device_match() name the magic against the profile's. */
+		snprintf(id->loader, sizeof id->loader, "unknown ESP ROM");
+		esp_log(d, "the chip reports magic 0x%08X, which is not a chip flashwise knows",
+			magic);
+		x->identified = false;
+		return FW_OK;
+	}
+	x->chip = chip;
+	x->loader = chip->rom;
+	x->loader_known = true;
+	for (i = 0; chip->name[i] && i + 1 < sizeof id->chip; i++)
+		id->chip[i] = (char)tolower((unsigned char)chip->name[i]);
+	id->chip[i] = '\0';
+	snprintf(id->loader, sizeof id->loader, "%s ROM", chip->name);
+
+	if (chip->chip == ESP_CHIP_ESP8266) {
+		struct esp_proto_esp8266_otp otp;
+		struct esp_proto_esp8266_id eid;
+		static const uint32_t otp_addr[4] = {
+			ESP_PROTO_ESP8266_OTP_MAC0, ESP_PROTO_ESP8266_OTP_MAC1,
+			ESP_PROTO_ESP8266_OTP_MAC2, ESP_PROTO_ESP8266_OTP_MAC3,
+		};
+		struct fw_err le = { 0 };
+
+		for (i = 0; i < 4; i++)
+			if ((rc = read_reg(d, otp_addr[i], &otp.w[i], e)) != FW_OK)
+				return rc;
+		fw_err_clear(&le);
+		if (esp_proto_esp8266_decode(&otp, &eid, &le) != FW_OK)
+			esp_log(d, "MAC address unknown: %s", le.msg);
+		if (eid.mac_known) {
+			id->has_mac = true;
+			memcpy(id->mac, eid.mac, 6);
+		}
+		id->has_chip_id = true;
+		id->chip_id = eid.chip_id;
+		if (eid.esp8285)
+			snprintf(id->chip, sizeof id->chip, "esp8285");
+		if ((rc = read_reg(d, ESP_PROTO_ESP8266_UART_CLKDIV, &clkdiv, e)) != FW_OK)
+			return rc;
+	} else if (chip->chip == ESP_CHIP_ESP32) {
+		uint32_t w1, w2;
+
+		if ((rc = read_reg(d, ESP_PROTO_ESP32_EFUSE_MAC_W1, &w1, e)) != FW_OK ||
+		    (rc = read_reg(d, ESP_PROTO_ESP32_EFUSE_MAC_W2, &w2, e)) != FW_OK)
+			return rc;
+		id->has_mac = true;
+		esp_proto_esp32_mac(w1, w2, id->mac);
+		if ((rc = read_reg(d, ESP_PROTO_ESP32_UART_CLKDIV, &clkdiv, e)) != FW_OK)
+			return rc;
+	}
+	if (clkdiv) {
+		esp_proto_xtal(chip->family, clkdiv, d->t->baud, &xt);
+		if (xt.plausible)
+			id->crystal_mhz = xt.mhz;
+		else
+			esp_log(d, "crystal frequency unclear (about %u kHz measured)",
+				xt.estimate_khz);
+	}
+	if (chip->chip == ESP_CHIP_ESP8266 || chip->chip == ESP_CHIP_ESP32) {
+		rc = identify_flash(d, id, e);
+	} else {
+		/* Later chips keep their SPI controller elsewhere; esp_proto
+		 * only models the ESP8266 and ESP32 ones so far. */
+		esp_log(d, "flash id and MAC are not read on the %s yet", chip->name);
+		rc = spi_attach(d, e);
+	}
+	/* Only a complete identity lets read, write and verify go ahead. */
+	x->identified = rc == FW_OK;
+	return rc;
+}
+
+/* ---- caps ---- */
+
+static void esp_caps(struct device *d, struct device_caps *c)
+{
+	struct esp_dev *x = d->priv;
+	enum esp_proto_loader l = x && x->loader_known ? x->loader : profile_loader(d->p);
+
+	memset(c, 0, sizeof *c);
+	c->can_reset = !d->manual_entry && d->p->reset == PROFILE_RESET_AUTO &&
+		       (transport_caps(d->t) & TRANSPORT_CAP_MODEM_LINES);
+	if (l == ESP_LOADER_ESP8266_ROM) {
+		snprintf(c->why_not, sizeof c->why_not, "%s", DEV_ESP_ESP8266_WHY_NOT);
+		return;
+	}
+	c->can_read = true;
+	c->can_hash = true;
+	c->exact_erase = true;
+	c->can_change_baud = true;
+	c->compressed_write = !x || x->opt.compress;
+}
+
+/* ---- planning writes ---- */
+
+/* Groups the image's ranges into sector-aligned write units. */
+static int plan_units(const struct image *img, struct esp_unit **out, size_t *nout,
+		      struct fw_err *e)
+{
+	size_t n = image_count(img), i, k = 0;
+	struct esp_unit *u;
+
+	*out = NULL;
+	*nout = 0;
+	if (n == 0)
+		return fw_err_set(e, FW_EINVAL, "esp: the image is empty: nothing to write");
+	u = calloc(n, sizeof *u);
+	if (!u)
+		return fw_err_set(e, FW_ENOMEM, "out of memory planning the write");
+	for (i = 0; i < n; i++) {
+		const struct image_range *r = image_range_get(img, i);
+		uint64_t end = (uint64_t)r->addr + r->len;
+
+		if (end > 0xFFFFFFFFull) {
+			free(u);
+			return fw_err_set(e, FW_EINVAL,
+					  "esp: the image range at 0x%X runs past 4 GB", r->addr);
+		}
+		if (k > 0) {
+			uint64_t prev_end = (uint64_t)u[k - 1].addr + u[k - 1].len;
+
+			/* Same sector as the previous unit's last byte: one unit. */
+			if (r->addr / SECTOR <= (prev_end - 1) / SECTOR) {
+				u[k - 1].len = (uint32_t)(end - u[k - 1].addr);
+				continue;
+			}
+		}
+		u[k].addr = r->addr - r->addr % SECTOR;
+		u[k].first_data = r->addr;
+		u[k].len = (uint32_t)(end - u[k].addr);
+		k++;
+	}
+	*out = u;
+	*nout = k;
+	return FW_OK;
+}
+
+static void warn_add(struct dev_esp_warnings *w, uint32_t addr, uint32_t len,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void warn_add(struct dev_esp_warnings *w, uint32_t addr, uint32_t len,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	w->total++;
+	if (w->n >= DEV_ESP_MAX_WARNINGS)
+		return;
+	w->w[w->n].addr = addr;
+	w->w[w->n].len = len;
+	va_start(ap, fmt);
+	vsnprintf(w->w[w->n].text, sizeof w->w[w->n].text, fmt, ap);
+	va_end(ap);
+	w->n++;
+}
+
+static int warnings_for(const struct profile *p, uint32_t flash_size,
+			const struct image *img, const struct esp_unit *u, size_t nu,
+			struct dev_esp_warnings *w, struct fw_err *e)
+{
+	size_t i, j, n = image_count(img);
+	int rc = FW_OK;
+
+	memset(w, 0, sizeof *w);
+	if (!flash_size)
+		flash_size = p->flash_size;
+	for (i = 0; i < nu; i++) {
+		uint64_t end = (uint64_t)u[i].addr + u[i].len;
+
+		if (u[i].first_data > u[i].addr)
+			warn_add(w, u[i].addr, u[i].first_data - u[i].addr,
+				 "0x%X-0x%X will be erased: the ROM loader writes whole 4 KB "
+				 "sectors, and the image starts at 0x%X, inside the sector",
+				 u[i].addr, u[i].first_data - 1, u[i].first_data);
+		if (flash_size && end > flash_size)
+			return fw_err_set(e, FW_EINVAL,
+					  "the image range 0x%X-0x%llX runs past the end of the "
+					  "%u KB flash: choose the image built for this module",
+					  u[i].first_data, (unsigned long long)end - 1,
+					  flash_size / 1024);
+		if (p->family == PROFILE_FAMILY_ESP8266) {
+			struct esp_proto_erase_plan plan;
+			uint32_t after;
+
+			rc = esp_proto_erase_plan(u[i].addr, u[i].len, flash_size, &plan, e);
+			if (rc != FW_OK && rc != FW_EGUARD)
+				return rc;
+			if (plan.extra_sectors) {
+				after = (plan.needed.first + plan.needed.count) * SECTOR;
+				warn_add(w, after, plan.extra_sectors * SECTOR,
+					 "the ESP8266 ROM also erases 0x%X-0x%X after the data at "
+					 "0x%X-0x%llX (its erase routine overshoots an odd sector "
+					 "count); whatever is stored there is lost",
+					 after, after + plan.extra_sectors * SECTOR - 1,
+					 u[i].addr, (unsigned long long)end - 1);
+			}
+			if (rc == FW_EGUARD)
+				return rc;
+		}
+	}
+	/* Bytes between two ranges that share a sector are erased too (the
+	 * same test plan_units() merges them by). */
+	for (j = 1; j < n; j++) {
+		const struct image_range *a = image_range_get(img, j - 1);
+		const struct image_range *b = image_range_get(img, j);
+		uint32_t gap = (uint32_t)(a->addr + a->len);
+
+		if (b->addr / SECTOR <= (gap - 1) / SECTOR)
+			warn_add(w, gap, b->addr - gap,
+				 "0x%X-0x%X between two parts of the image will be erased "
+				 "(they share a 4 KB sector)", gap, b->addr - 1);
+	}
+	/* In address order, as the technician reads a flash map. */
+	for (i = 1; i < w->n; i++)
+		for (j = i; j > 0 && w->w[j - 1].addr > w->w[j].addr; j--) {
+			struct dev_esp_warning tmp = w->w[j];
+
+			w->w[j] = w->w[j - 1];
+			w->w[j - 1] = tmp;
+		}
+	return FW_OK;
+}
+
+int dev_esp_erase_warnings(const struct profile *p, uint32_t flash_size,
+			   const struct image *img, struct dev_esp_warnings *w,
+			   struct fw_err *e)
+{
+	struct esp_unit *u;
+	size_t nu;
+	int rc;
+
+	if (!p || !img || !w)
+		return fw_err_set(e, FW_EINVAL, "esp: no profile, image or result");
+	memset(w, 0, sizeof *w);
+	if ((rc = plan_units(img, &u, &nu, e)) != FW_OK)
+		return rc;
+	rc = warnings_for(p, flash_size, img, u, nu, w, e);
+	free(u);
+	return rc;
+}
+
+/* ---- ESP32 ROM session setup ---- */
+
+static int change_baud(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	unsigned old = d->t->baud, want = d->p->flash_baud;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	struct fw_err le = { 0 };
+	int rc;
+
+	esp_proto_req_change_baud(&r, x->loader, want, 0);
+	fw_err_clear(&le);
+	rc = command(d, &r, x->opt.timeout_ms, &resp, &le);
+	if (rc != FW_OK) {
+		/* The chip kept its rate: carry on at the old one. */
+		esp_log(d, "staying at %u baud: %s", old, le.msg);
+		return FW_OK;
+	}
+	/* The reply left at the old rate; now both sides switch. */
+	(void)transport_drain(d->t, transport_deadline_ms(x->opt.timeout_ms), NULL);
+	rc = transport_set_baud(d->t, want, e);
+	if (rc != FW_OK) {
+		fw_err_prefix(e, "the chip switched to %u baud but the port cannot follow; "
+			      "reconnect", want);
+		return rc;
+	}
+	x->baud_changed = true;
+	x->base_baud = old;
+	sleep_ms(BAUD_SETTLE_MS);
+	(void)transport_flush(d->t, TRANSPORT_FLUSH_INPUT, NULL);
+	rx_forget(x);
+	esp_log(d, "changed the baud rate from %u to %u", old, want);
+	return FW_OK;
+}
+
+static uint32_t flash_size_of(const struct device *d)
+{
+	const struct esp_dev *x = d->priv;
+
+	return x->flash_size ? x->flash_size : d->p->flash_size;
+}
+
+/* What every flash operation on an ESP32-family ROM needs first: the flash
+ * attached, its real size set (the ROM assumes 2 MB otherwise) and the
+ * faster baud rate. */
+static int esp32_prepare(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	int rc;
+
+	if ((rc = spi_attach(d, e)) != FW_OK)
+		return rc;
+	if (!x->params_set) {
+		esp_proto_req_spi_set_params(&r, flash_size_of(d));
+		if ((rc = command(d, &r, x->opt.timeout_ms, &resp, e)) != FW_OK)
+			return rc;
+		x->params_set = true;
+	}
+	if (x->opt.change_baud && !x->baud_changed && d->p->flash_baud &&
+	    d->p->flash_baud != d->t->baud)
+		return change_baud(d, e);
+	return FW_OK;
+}
+
+static int require_identified(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+
+	if (!x || !x->identified)
+		return fw_err_set(e, FW_ESTATE,
+				  "esp: the chip was not identified yet (connect and identify first)");
+	if ((x->chip->family == ESP_FAMILY_ESP8266) !=
+	    (d->p->family == PROFILE_FAMILY_ESP8266))
+		return fw_err_set(e, FW_EMISMATCH,
+				  "wrong chip: the device is an %s, profile %s is for %s",
+				  x->chip->name, d->p->id, d->p->chip);
+	return FW_OK;
+}
+
+/* ---- writing ---- */
+
+struct write_ctx {
+	uint64_t done, total;
+};
+
+static int send_blocks(struct device *d, uint8_t op, const uint8_t *data, size_t len,
+		       unsigned block_timeout_ms, uint32_t addr, uint64_t *done_unc,
+		       uint64_t unc_len, struct write_ctx *w, struct fw_err *e)
+{
+	uint32_t seq, nblocks = esp_proto_blocks((uint32_t)len, BLOCK);
+	uint64_t base = w->done;
+	int rc;
+
+	for (seq = 0; seq < nblocks; seq++) {
+		struct esp_proto_req r;
+		struct esp_proto_resp resp;
+		size_t off = (size_t)seq * BLOCK;
+		size_t n = len - off < BLOCK ? len - off : BLOCK;
+		char what[96];
+
+		if ((rc = esp_proto_req_data(&r, op, seq, data + off, n, e)) != FW_OK)
+			return rc;
+		snprintf(what, sizeof what, "block %u of %u at 0x%X", seq + 1, nblocks, addr);
+		rc = command_retry(d, &r, block_timeout_ms, &resp, what, e);
+		if (rc != FW_OK)
+			return rc;
+		*done_unc = (uint64_t)(seq + 1) * unc_len / nblocks;
+		w->done = base + *done_unc;
+		progress(d, "write", w->done, w->total);
+	}
+	return FW_OK;
+}
+
+/* An uncompressed write of [addr, addr+len): FLASH_BEGIN erases (sent_size
+ * is what to put in it: exact, or the ESP8266's compensated size), then
+ * 0x400-byte blocks, the last one padded with 0xFF. */
+static int write_plain(struct device *d, uint32_t addr, const uint8_t *data, uint32_t len,
+		       uint32_t sent_size, uint64_t erase_bytes, struct write_ctx *w,
+		       struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint32_t nblocks = esp_proto_blocks(len, BLOCK);
+	uint8_t *buf;
+	uint64_t done = 0;
+	int rc;
+
+	buf = malloc((size_t)nblocks * BLOCK);
+	if (!buf)
+		return fw_err_set(e, FW_ENOMEM, "out of memory writing 0x%X", addr);
+	memset(buf, 0xFF, (size_t)nblocks * BLOCK);
+	memcpy(buf, data, len);
+	progress(d, "erase", w->done, w->total);
+	rc = flash_begin(d, ESP_OP_FLASH_BEGIN, sent_size, nblocks, addr,
+			 scaled_ms(x, ERASE_MS_PER_MB, erase_bytes), e);
+	if (rc == FW_OK)
+		rc = send_blocks(d, ESP_OP_FLASH_DATA, buf, (size_t)nblocks * BLOCK,
+				 scaled_ms(x, WRITE_MS_PER_MB, BLOCK), addr, &done, len, w, e);
+	free(buf);
+	if (rc != FW_OK)
+		fw_err_prefix(e, "writing 0x%X-0x%X", addr, addr + len - 1);
+	return rc;
+}
+
+/* A zlib-compressed write (ESP32-family ROMs). FW_EUNSUPPORTED when the
+ * loader refuses FLASH_DEFL_BEGIN, before anything was erased. */
+static int write_deflated(struct device *d, uint32_t addr, const uint8_t *data,
+			  uint32_t len, struct write_ctx *w, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uLongf clen = compressBound(len);
+	uint8_t *cbuf = malloc(clen);
+	uint32_t rounded = esp_proto_blocks(len, BLOCK) * BLOCK;
+	uint64_t done = 0, per_block;
+	int rc;
+
+	if (!cbuf)
+		return fw_err_set(e, FW_ENOMEM, "out of memory compressing 0x%X", addr);
+	if (compress2(cbuf, &clen, data, len, 9) != Z_OK) {
+		free(cbuf);
+		return fw_err_set(e, FW_ENOMEM, "zlib could not compress the data for 0x%X", addr);
+	}
+	progress(d, "erase", w->done, w->total);
+	/* The ROM takes the uncompressed size rounded up to whole blocks. */
+	rc = flash_begin(d, ESP_OP_FLASH_DEFL_BEGIN, rounded,
+			 esp_proto_blocks((uint32_t)clen, BLOCK), addr,
+			 scaled_ms(x, ERASE_MS_PER_MB, rounded), e);
+	if (rc == FW_OK) {
+		/* Each compressed block may inflate to many: time it by the
+		 * uncompressed bytes it stands for. */
+		per_block = clen ? (uint64_t)len * BLOCK / clen + 1 : BLOCK;
+		rc = send_blocks(d, ESP_OP_FLASH_DEFL_DATA, cbuf, clen,
+				 scaled_ms(x, WRITE_MS_PER_MB, per_block), addr, &done, len,
+				 w, e);
+		if (rc != FW_OK)
+			fw_err_prefix(e, "writing 0x%X-0x%X (compressed)", addr, addr + len - 1);
+	}
+	free(cbuf);
+	return rc;
+}
+
+static int md5_on_chip(struct device *d, uint32_t addr, uint32_t len, uint8_t md5[16],
+		       struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	int rc;
+
+	esp_proto_req_flash_md5(&r, addr, len);
+	rc = command(d, &r, scaled_ms(x, MD5_MS_PER_MB, len), &resp, e);
+	if (rc != FW_OK)
+		return rc;
+	return esp_proto_md5_parse(&resp, md5, e);
+}
+
+static int md5_differs(struct device *d, uint32_t addr, const uint8_t *data, uint32_t len,
+		       bool *differs, struct fw_err *e)
+{
+	uint8_t chip[MD5_LEN], host[MD5_LEN];
+	int rc;
+
+	if ((rc = md5_on_chip(d, addr, len, chip, e)) != FW_OK)
+		return rc;
+	if (integrity_md5(data, len, host) != FW_OK)
+		return fw_err_set(e, FW_ENOMEM, "could not compute an MD5 on this computer");
+	*differs = !integrity_equal(chip, host, MD5_LEN);
+	return FW_OK;
+}
+
+static int write_esp32_run(struct device *d, uint32_t addr, const uint8_t *data,
+			   uint32_t len, struct write_ctx *w, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct fw_err le = { 0 };
+	int rc;
+
+	if (x->opt.compress) {
+		fw_err_clear(&le);
+		rc = write_deflated(d, addr, data, len, w, &le);
+		if (rc != FW_EUNSUPPORTED) {
+			copy_err(e, &le);
+			return rc;
+		}
+		esp_log(d, "compressed writing refused (%s); writing uncompressed", le.msg);
+		x->opt.compress = false;
+		resync(d);
+	}
+	return write_plain(d, addr, data, len, len, len, w, e);
+}
+
+/* ESP32-family ROM: exact erase, compression, and optionally skipping the
+ * sectors whose MD5 on the chip already matches. */
+static int write_esp32_unit(struct device *d, uint32_t addr, const uint8_t *data,
+			    uint32_t len, struct write_ctx *w, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint32_t off = 0, run_start = 0, skipped = 0;
+	bool in_run = false;
+	int rc;
+
+	if (!x->opt.skip_unchanged)
+		return write_esp32_run(d, addr, data, len, w, e);
+	while (off < len) {
+		uint32_t n = len - off < SECTOR ? len - off : SECTOR;
+		bool differs = true;
+
+		if ((rc = md5_differs(d, addr + off, data + off, n, &differs, e)) != FW_OK)
+			return rc;
+		if (differs && !in_run) {
+			in_run = true;
+			run_start = off;
+		} else if (!differs && in_run) {
+			in_run = false;
+			rc = write_esp32_run(d, addr + run_start, data + run_start,
+					     off - run_start, w, e);
+			if (rc != FW_OK)
+				return rc;
+		}
+		if (!differs) {
+			skipped += n;
+			w->done += n;
+			progress(d, "write", w->done, w->total);
+		}
+		off += n;
+	}
+	if (in_run && (rc = write_esp32_run(d, addr + run_start, data + run_start,
+					    len - run_start, w, e)) != FW_OK)
+		return rc;
+	if (skipped)
+		esp_log(d, "0x%X-0x%X: %u bytes already matched on the chip and were not "
+			"rewritten", addr, addr + len - 1, skipped);
+	return FW_OK;
+}
+
+static int esp_write(struct device *d, const struct image *img, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct dev_esp_warnings warn;
+	struct esp_unit *u = NULL;
+	struct write_ctx w = { 0, 0 };
+	size_t nu = 0, i;
+	int rc;
+
+	if ((rc = require_identified(d, e)) != FW_OK)
+		return rc;
+	if (!img)
+		return fw_err_set(e, FW_EINVAL, "esp: no image to write");
+	if ((rc = plan_units(img, &u, &nu, e)) != FW_OK)
+		return rc;
+	/* Every warning (and every refusal, e.g. an over-erase that would
+	 * wrap around to 0x0) before the first byte is erased. */
+	rc = warnings_for(d->p, flash_size_of(d), img, u, nu, &warn, e);
+	for (i = 0; i < warn.n; i++)
+		esp_log(d, "WARNING: %s", warn.w[i].text);
+	if (rc != FW_OK)
+		goto out;
+	for (i = 0; i < nu; i++)
+		w.total += u[i].len;
+	if (x->loader != ESP_LOADER_ESP8266_ROM && (rc = esp32_prepare(d, e)) != FW_OK)
+		goto out;
+	for (i = 0; i < nu && rc == FW_OK; i++) {
+		uint8_t *data = malloc(u[i].len);
+
+		if (!data) {
+			rc = fw_err_set(e, FW_ENOMEM, "out of memory writing 0x%X", u[i].addr);
+			break;
+		}
+		/* Bytes between ranges (and before an unaligned start) are
+		 * erased anyway: write them as erased flash reads. */
+		image_flatten(img, u[i].addr, u[i].len, IMAGE_FILL, data);
+		if (x->loader == ESP_LOADER_ESP8266_ROM) {
+			struct esp_proto_erase_plan plan;
+
+			rc = esp_proto_erase_plan(u[i].addr, u[i].len, flash_size_of(d), &plan, e);
+			if (rc == FW_OK)
+				rc = write_plain(d, u[i].addr, data, u[i].len, plan.send_size,
+						 (uint64_t)plan.erased.count * SECTOR, &w, e);
+		} else {
+			rc = write_esp32_unit(d, u[i].addr, data, u[i].len, &w, e);
+		}
+		free(data);
+	}
+	if (rc == FW_OK)
+		progress(d, "write", w.total, w.total);
+	/* No FLASH_END: on a ROM it would leave the loader (section 5.3). */
+out:
+	free(u);
+	return rc;
+}
+
+/* ---- reading and verifying ---- */
+
+static int esp_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
+		    struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint8_t want[MD5_LEN], got[MD5_LEN];
+	uint32_t off;
+	int rc;
+
+	if ((rc = require_identified(d, e)) != FW_OK)
+		return rc;
+	if (x->loader == ESP_LOADER_ESP8266_ROM)
+		return fw_err_set(e, FW_EUNSUPPORTED, "cannot back up the flash: %s",
+				  DEV_ESP_ESP8266_WHY_NOT);
+	if (len == 0 || !out)
+		return fw_err_set(e, FW_EINVAL, "esp: nothing to read");
+	if ((uint64_t)addr + len > flash_size_of(d))
+		return fw_err_set(e, FW_EINVAL,
+				  "cannot read 0x%X-0x%llX: the flash has only %u KB", addr,
+				  (unsigned long long)addr + len - 1, flash_size_of(d) / 1024);
+	if ((rc = esp32_prepare(d, e)) != FW_OK)
+		return rc;
+	for (off = 0; off < len; off += ESP_PROTO_READ_SLOW_LEN) {
+		uint32_t n = len - off < ESP_PROTO_READ_SLOW_LEN ? len - off
+								 : ESP_PROTO_READ_SLOW_LEN;
+		struct esp_proto_req r;
+		struct esp_proto_resp resp;
+		char what[64];
+
+		if ((rc = esp_proto_req_read_flash_slow(&r, addr + off, n, e)) != FW_OK)
+			return rc;
+		snprintf(what, sizeof what, "reading 0x%X", addr + off);
+		if ((rc = command_retry(d, &r, x->opt.timeout_ms, &resp, what, e)) != FW_OK)
+			return rc;
+		if (resp.result_len < n)
+			return fw_err_set(e, FW_EPROTO, "the chip sent %zu bytes for 0x%X, "
+					  "expected %u", resp.result_len, addr + off, n);
+		memcpy(out + off, resp.result, n);
+		progress(d, "read", (uint64_t)off + n, len);
+	}
+	/* READ_FLASH_SLOW carries no checksum: a backup counts only once the
+	 * chip's own MD5 of the region agrees with what arrived. */
+	if ((rc = md5_on_chip(d, addr, len, want, e)) != FW_OK)
+		return rc;
+	if (integrity_md5(out, len, got) != FW_OK)
+		return fw_err_set(e, FW_ENOMEM, "could not compute an MD5 on this computer");
+	if (!integrity_equal(want, got, MD5_LEN))
+		return fw_err_set(e, FW_EINTEGRITY,
+				  "the data read from 0x%X-0x%X does not match the chip's MD5 of "
+				  "that region (bytes were corrupted on the serial line): read again",
+				  addr, addr + len - 1);
+	return FW_OK;
+}
+
+static void mismatch_add(struct device_verify_result *r, uint32_t addr, uint32_t len)
+{
+	if (r->nmismatch > 0) {
+		uint32_t *pa = &r->mismatch[r->nmismatch - 1].addr;
+		uint32_t *pl = &r->mismatch[r->nmismatch - 1].len;
+
+		/* Adjacent, or no room left: widen the last entry so nothing
+		 * that differs goes unreported. */
+		if (*pa + *pl == addr || r->nmismatch == DEVICE_MAX_MISMATCH) {
+			*pl = addr + len - *pa;
+			return;
+		}
+	}
+	r->mismatch[r->nmismatch].addr = addr;
+	r->mismatch[r->nmismatch].len = len;
+	r->nmismatch++;
+}
+
+/* A range whose MD5 differs: find the differing 4 KB sectors. */
+static int narrow_down(struct device *d, uint32_t addr, const uint8_t *data, uint32_t len,
+		       struct device_verify_result *r, struct fw_err *e)
+{
+	uint32_t off = 0;
+	int rc;
+
+	while (off < len) {
+		uint32_t a = addr + off;
+		uint32_t n = SECTOR - a % SECTOR;
+		bool differs = true;
+
+		if (n > len - off)
+			n = len - off;
+		if ((rc = md5_differs(d, a, data + off, n, &differs, e)) != FW_OK)
+			return rc;
+		if (differs)
+			mismatch_add(r, a, n);
+		off += n;
+	}
+	return FW_OK;
+}
+
+static int esp_verify(struct device *d, const struct image *img,
+		      struct device_verify_result *r, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint64_t total, done = 0;
+	size_t i, before;
+	int rc;
+
+	if (r)
+		memset(r, 0, sizeof *r);
+	if ((rc = require_identified(d, e)) != FW_OK)
+		return rc;
+	if (!img || !r)
+		return fw_err_set(e, FW_EINVAL, "esp: nothing to verify");
+	if (x->loader == ESP_LOADER_ESP8266_ROM)
+		return fw_err_set(e, FW_EUNSUPPORTED, "cannot verify on this loader: %s",
+				  DEV_ESP_ESP8266_WHY_NOT);
+	if ((rc = esp32_prepare(d, e)) != FW_OK)
+		return rc;
+	snprintf(r->method, sizeof r->method, "md5 on chip");
+	total = image_total(img);
+	/* Exactly the image's bytes: a verify must not depend on what the
+	 * write did around them. */
+	for (i = 0; i < image_count(img); i++) {
+		const struct image_range *rg = image_range_get(img, i);
+		bool differs = false;
+
+		if ((rc = md5_differs(d, rg->addr, rg->data, (uint32_t)rg->len, &differs,
+				      e)) != FW_OK)
+			return rc;
+		if (differs) {
+			before = r->nmismatch;
+			if ((rc = narrow_down(d, rg->addr, rg->data, (uint32_t)rg->len, r,
+					      e)) != FW_OK)
+				return rc;
+			/* The whole range differed but no sector did (the
+			 * flash changed under us): report the range. */
+			if (r->nmismatch == before)
+				mismatch_add(r, rg->addr, (uint32_t)rg->len);
+		}
+		done += rg->len;
+		r->bytes_checked = done;
+		progress(d, "verify", done, total);
+	}
+	if (r->nmismatch)
+		return fw_err_set(e, FW_EVERIFY,
+				  "the flash differs from the image in %zu place%s, first at "
+				  "0x%X-0x%X: write again; if it keeps failing, check the power "
+				  "supply and the profile's flash mode",
+				  r->nmismatch, r->nmismatch == 1 ? "" : "s", r->mismatch[0].addr,
+				  r->mismatch[0].addr + r->mismatch[0].len - 1);
+	return FW_OK;
+}
+
+/* ---- leaving ---- */
+
+static int esp_leave(struct device *d, bool run, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	struct fw_err le = { 0 };
+	int rc;
+
+	if (!x)
+		return fw_err_set(e, FW_ESTATE, "esp: leave before connect");
+	if (!run)
+		return FW_OK;
+	fw_err_clear(&le);
+	rc = d->manual_entry ? FW_EUNSUPPORTED : transport_set_lines(d->t, 0, 1, &le);
+	if (rc == FW_OK) {
+		/* EN low with GPIO0 released: a plain reset into the app. */
+		sleep_ms(HARD_RESET_MS);
+		rc = transport_set_lines(d->t, 0, 0, e);
+	} else if (rc == FW_EUNSUPPORTED) {
+		/* No reset line: ask the ROM to run the application. */
+		if (!x->loader_known) {
+			x->loader = profile_loader(d->p);
+			x->loader_known = true;
+		}
+		rc = flash_begin(d, ESP_OP_FLASH_BEGIN, 0, 0, 0, x->opt.timeout_ms, e);
+		if (rc == FW_OK) {
+			esp_proto_req_flash_end(&r, ESP_PROTO_END_RUN_USER);
+			fw_err_clear(&le);
+			rc = command(d, &r, x->opt.timeout_ms, &resp, &le);
+			/* The app may start before the reply leaves the chip:
+			 * silence is expected, a refusal is not. */
+			if (rc == FW_ETIMEOUT) {
+				esp_log(d, "no reply to FLASH_END (the application may "
+					"already be running)");
+				rc = FW_OK;
+			} else if (rc != FW_OK) {
+				copy_err(e, &le);
+			}
+		}
+	} else {
+		copy_err(e, &le);
+	}
+	if (rc != FW_OK)
+		return rc;
+	x->identified = false;
+	x->attached = x->params_set = false;
+	if (x->baud_changed) {
+		/* the reset put the chip's UART back to its own rate */
+		x->baud_changed = false;
+		rc = transport_set_baud(d->t, x->base_baud, e);
+	}
+	return rc;
+}
+
+static void esp_close(struct device *d)
+{
+	struct esp_dev *x;
+
+	if (!d || !d->priv)
+		return;
+	x = d->priv;
+	strbuf_free(&x->wire);
+	free(x);
+	d->priv = NULL;
+}
+
+const struct device_ops dev_esp_ops = {
+	.name = "esp-rom",
+	.connect = esp_connect,
+	.identify = esp_identify,
+	.caps = esp_caps,
+	.read = esp_read,
+	.write = esp_write,
+	.verify = esp_verify,
+	.leave = esp_leave,
+	.close = esp_close,
+};
