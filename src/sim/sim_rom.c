@@ -63,9 +63,10 @@ uint32_t sim_reg_read(struct sim *s, uint32_t addr)
 			       (uint32_t)s->cfg.mac[4] << 8 | s->cfg.mac[5];
 		if (addr == ESP_PROTO_ESP32_EFUSE_MAC_W2)
 			return (uint32_t)s->cfg.mac[0] << 8 | s->cfg.mac[1];
-		/* 40 MHz crystal, APB 80 MHz. */
+		/* 40 MHz crystal. In the ROM loader the PLL is not running
+		 * yet, so the UART is clocked by the crystal itself. */
 		if (addr == ESP_PROTO_ESP32_UART_CLKDIV)
-			return (80000000u + baud - 1) / baud;
+			return (40000000u + baud - 1) / baud;
 	}
 	return stored(s, addr);
 }
