@@ -5,7 +5,10 @@
 #define FLASHWISE_CMD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+
+#include "profile.h"
 
 struct cmd_ctx {
 	FILE *out;              /* results */
@@ -31,5 +34,15 @@ int cmd_fail(struct cmd_ctx *ctx, int exit_code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Prints the usage line of a command to ctx->err; returns FW_EXIT_USAGE. */
 int cmd_usage(struct cmd_ctx *ctx, const struct cmd_entry *self);
+
+/* Finds and loads a profile by id or path; prints every diagnostic of an
+ * invalid one. Returns an exit code. */
+int cmd_load_profile(struct cmd_ctx *ctx, const char *arg, struct profile *p);
+/* A whole decimal or 0x number that fits 32 bits; nothing else. */
+bool cmd_parse_u32(const char *s, uint32_t *out);
+/* Splits FILE@ADDR or FILE@PARTITION in place (spec keeps FILE); a bare
+ * FILE goes to 0 (a HEX file brings its own addresses). Returns an exit code. */
+int cmd_place(struct cmd_ctx *ctx, const struct profile *p, char *spec, const char **partition,
+	      uint32_t *base);
 
 #endif

@@ -63,21 +63,6 @@ static const struct option long_opts[] = {
 	"  --baud N           talk to the loader at N baud (default: the profile's)\n" \
 	"  --plain            progress as whole lines, never redrawn in place\n"
 
-static bool parse_u32(const char *s, uint32_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
-	return true;
-}
-
 static int parse_opts(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
 		      char **argv, struct dev_opts *o)
 {
@@ -99,19 +84,19 @@ static int parse_opts(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 		case 'm': o->manifest = optarg; break;
 		case 'g': o->sig = optarg; break;
 		case 'b':
-			if (!parse_u32(optarg, &v) || v < 300 || v > TRANSPORT_BAUD_MAX)
+			if (!cmd_parse_u32(optarg, &v) || v < 300 || v > TRANSPORT_BAUD_MAX)
 				return cmd_fail(ctx, FW_EXIT_USAGE, "--baud: '%s' is not a baud rate",
 						optarg);
 			o->baud = v;
 			break;
 		case OPT_OFFSET:
-			if (!parse_u32(optarg, &o->offset))
+			if (!cmd_parse_u32(optarg, &o->offset))
 				return cmd_fail(ctx, FW_EXIT_USAGE, "--offset: '%s' is not an address",
 						optarg);
 			o->has_offset = true;
 			break;
 		case OPT_SIZE:
-			if (!parse_u32(optarg, &o->size) || o->size == 0)
+			if (!cmd_parse_u32(optarg, &o->size) || o->size == 0)
 				return cmd_fail(ctx, FW_EXIT_USAGE, "--size: '%s' is not a size", optarg);
 			o->has_size = true;
 			break;
@@ -153,23 +138,6 @@ static void on_progress(void *cbctx, const char *phase, uint64_t done, uint64_t 
 	progress_update(&s->prog, phase, done, total);
 }
 
-static int load_profile(struct cmd_ctx *ctx, const char *arg, struct profile *p)
-{
-	char path[1024];
-	struct profile_diags diags;
-	struct fw_err e = {0};
-	size_t i;
-
-	if (profile_find(arg, ctx->profiles, path, sizeof path, &e) != FW_OK)
-		return cmd_fail(ctx, FW_EXIT_PROFILE, "%s", e.msg);
-	if (profile_load(path, p, &diags, &e) != FW_OK) {
-		for (i = 0; i < diags.n; i++)
-			fprintf(ctx->err, "%s\n", diags.d[i].text);
-		return cmd_fail(ctx, FW_EXIT_PROFILE, "profile %s is not valid", path);
-	}
-	return FW_EXIT_OK;
-}
-
 static void print_identity(struct session *s)
 {
 	const struct device_identity *id = &s->id;
@@ -207,7 +175,7 @@ static int session_open(struct session *s, struct cmd_ctx *ctx, const struct dev
 	s->p = malloc(sizeof *s->p);
 	if (!s->p)
 		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
-	rc = load_profile(ctx, o->profile, s->p);
+	rc = cmd_load_profile(ctx, o->profile, s->p);
 	if (rc != FW_EXIT_OK)
 		return rc;
 	ops = device_ops_for(s->p);
@@ -396,19 +364,13 @@ static int load_images(struct cmd_ctx *ctx, const struct profile *p, const struc
 		return cmd_fail(ctx, FW_EXIT_USAGE, "name 1 to %d files (FILE[@ADDR|@PARTITION])",
 				MAX_FILES);
 	for (i = 0; i < n; i++) {
-		char *spec = argv[optind + (int)i], *at = strrchr(spec, '@');
-		const char *part = NULL;
-		uint32_t base = 0;
+		char *spec = argv[optind + (int)i];
+		const char *part;
+		uint32_t base;
 
-		if (at) {
-			*at = '\0';
-			if (!parse_u32(at + 1, &base)) {
-				part = at + 1;
-				if (imageset_addr_for(p, part, &base, &e) != FW_OK)
-					return cmd_fail(ctx, FW_EXIT_USAGE, "%s@%s: %s", spec, part,
-							e.msg);
-			}
-		}
+		rc = cmd_place(ctx, p, spec, &part, &base);
+		if (rc != FW_EXIT_OK)
+			return rc;
 		rc = fwfile_load(&files[i], spec, base, &e);
 		*nfiles = i + 1;
 		if (rc != FW_OK)
@@ -448,6 +410,23 @@ static int load_images(struct cmd_ctx *ctx, const struct profile *p, const struc
 		}
 	}
 	return FW_EXIT_OK;
+}
+
+/* The profile, then the files checked against it (before any device work). */
+static int prepare_images(struct cmd_ctx *ctx, const struct dev_opts *o, int argc, char **argv,
+			  struct fwfile *files, size_t *nfiles, struct image *all,
+			  bool need_origin)
+{
+	struct profile *p = malloc(sizeof *p);
+	int rc;
+
+	if (!p)
+		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
+	rc = cmd_load_profile(ctx, o->profile, p);
+	if (rc == FW_EXIT_OK)
+		rc = load_images(ctx, p, o, argc, argv, files, nfiles, all, need_origin);
+	free(p);
+	return rc;
 }
 
 /* Reads every sector the image will touch and stores it, so the write can
@@ -519,15 +498,7 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 	if (rc != FW_EXIT_OK)
 		return rc;
 	/* The image is checked before anything touches the device. */
-	{
-		struct profile *p = malloc(sizeof *p);
-		if (!p)
-			return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
-		rc = load_profile(ctx, o.profile, p);
-		if (rc == FW_EXIT_OK)
-			rc = load_images(ctx, p, &o, argc, argv, files, &nfiles, &all, true);
-		free(p);
-	}
+	rc = prepare_images(ctx, &o, argc, argv, files, &nfiles, &all, true);
 	if (rc != FW_EXIT_OK)
 		goto out;
 	rc = session_open(&s, ctx, &o);
@@ -584,15 +555,7 @@ static int verify_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int ar
 	rc = parse_opts(self, ctx, argc, argv, &o);
 	if (rc != FW_EXIT_OK)
 		return rc;
-	{
-		struct profile *p = malloc(sizeof *p);
-		if (!p)
-			return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
-		rc = load_profile(ctx, o.profile, p);
-		if (rc == FW_EXIT_OK)
-			rc = load_images(ctx, p, &o, argc, argv, files, &nfiles, &all, false);
-		free(p);
-	}
+	rc = prepare_images(ctx, &o, argc, argv, files, &nfiles, &all, false);
 	if (rc != FW_EXIT_OK)
 		goto out;
 	rc = session_open(&s, ctx, &o);

@@ -69,38 +69,6 @@ static int parse_opts(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 	return FW_EXIT_OK;
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
-	return true;
-}
-
-static int load_profile(struct cmd_ctx *ctx, const char *arg, struct profile *p)
-{
-	char path[1024];
-	struct profile_diags diags;
-	struct fw_err e = {0};
-	size_t i;
-
-	if (profile_find(arg, ctx->profiles, path, sizeof path, &e) != FW_OK)
-		return cmd_fail(ctx, FW_EXIT_PROFILE, "%s", e.msg);
-	if (profile_load(path, p, &diags, &e) != FW_OK) {
-		for (i = 0; i < diags.n; i++)
-			fprintf(ctx->err, "%s\n", diags.d[i].text);
-		return cmd_fail(ctx, FW_EXIT_PROFILE, "profile %s is not valid", path);
-	}
-	return FW_EXIT_OK;
-}
-
 /* The integrity part shared by info and check: expected hash, signature. */
 static int check_integrity(struct cmd_ctx *ctx, struct fwfile *f, const struct profile *p,
 			   const struct image_opts *o)
@@ -173,7 +141,7 @@ static int image_info_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, in
 		return cmd_usage(ctx, self);
 	if (o.address && o.partition)
 		return cmd_fail(ctx, FW_EXIT_USAGE, "give --address or --partition, not both");
-	if (o.address && !parse_u32(o.address, &base))
+	if (o.address && !cmd_parse_u32(o.address, &base))
 		return cmd_fail(ctx, FW_EXIT_USAGE, "--address: '%s' is not an address "
 				"(decimal or 0x hex)", o.address);
 	if (o.profile || o.partition) {
@@ -182,7 +150,7 @@ static int image_info_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, in
 		p = malloc(sizeof *p);
 		if (!p)
 			return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
-		rc = load_profile(ctx, o.profile, p);
+		rc = cmd_load_profile(ctx, o.profile, p);
 		if (rc != FW_EXIT_OK)
 			goto out_profile;
 		if (o.partition && imageset_addr_for(p, o.partition, &base, &e) != FW_OK) {
@@ -229,28 +197,6 @@ out_profile:
 	return rc;
 }
 
-/* FILE@ADDR or FILE@PARTITION; a bare FILE needs a HEX file (its own
- * addresses) or a profile with one app partition. */
-static int place(struct cmd_ctx *ctx, const struct profile *p, char *spec, const char **file,
-		 const char **partition, uint32_t *base)
-{
-	char *at = strrchr(spec, '@');
-	struct fw_err e = {0};
-
-	*file = spec;
-	*partition = NULL;
-	*base = 0;
-	if (!at)
-		return FW_EXIT_OK;
-	*at = '\0';
-	if (parse_u32(at + 1, base))
-		return FW_EXIT_OK;
-	*partition = at + 1;
-	if (imageset_addr_for(p, at + 1, base, &e) != FW_OK)
-		return cmd_fail(ctx, FW_EXIT_USAGE, "%s@%s: %s", spec, at + 1, e.msg);
-	return FW_EXIT_OK;
-}
-
 static int image_check_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
 			    char **argv)
 {
@@ -279,14 +225,14 @@ static int image_check_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, i
 		rc = cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
 		goto out;
 	}
-	rc = load_profile(ctx, o.profile, p);
+	rc = cmd_load_profile(ctx, o.profile, p);
 	if (rc != FW_EXIT_OK)
 		goto out;
 	for (i = 0; i < n; i++) {
-		const char *file, *part;
+		const char *file = argv[optind + (int)i], *part;
 		uint32_t base;
 
-		rc = place(ctx, p, argv[optind + (int)i], &file, &part, &base);
+		rc = cmd_place(ctx, p, argv[optind + (int)i], &part, &base);
 		if (rc != FW_EXIT_OK)
 			goto out;
 		rc = fwfile_load(&files[i], file, base, &e);
@@ -338,7 +284,7 @@ static int image_sample_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, 
 	p = malloc(sizeof *p);
 	if (!p)
 		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
-	rc = load_profile(ctx, o.profile, p);
+	rc = cmd_load_profile(ctx, o.profile, p);
 	if (rc != FW_EXIT_OK)
 		goto out;
 	if (p->family == PROFILE_FAMILY_AVR) {

@@ -9,29 +9,6 @@
 #include "profile.h"
 #include "strbuf.h"
 
-static int load_one(struct cmd_ctx *ctx, const char *arg, struct profile *p, bool quiet_ok)
-{
-	char path[1024];
-	struct profile_diags diags;
-	struct fw_err e = {0};
-	size_t i;
-
-	if (profile_find(arg, ctx->profiles, path, sizeof path, &e) != FW_OK)
-		return cmd_fail(ctx, FW_EXIT_PROFILE, "%s", e.msg);
-	if (profile_load(path, p, &diags, &e) != FW_OK) {
-		for (i = 0; i < diags.n; i++)
-			fprintf(ctx->err, "%s\n", diags.d[i].text);
-		if (diags.total > diags.n)
-			fprintf(ctx->err, "... and %zu more problems\n", diags.total - diags.n);
-		if (diags.n == 0)
-			fprintf(ctx->err, "%s\n", e.msg);
-		return FW_EXIT_PROFILE;
-	}
-	if (!quiet_ok)
-		fprintf(ctx->out, "%s: ok (%s)\n", path, p->name);
-	return FW_EXIT_OK;
-}
-
 static int profile_check_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
 			      char **argv)
 {
@@ -44,8 +21,10 @@ static int profile_check_exec(const struct cmd_entry *self, struct cmd_ctx *ctx,
 	if (!p)
 		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
 	for (i = 1; i < argc; i++) {
-		rc = load_one(ctx, argv[i], p, false);
-		if (rc != FW_EXIT_OK)
+		rc = cmd_load_profile(ctx, argv[i], p);
+		if (rc == FW_EXIT_OK)
+			fprintf(ctx->out, "%s: ok (%s)\n", p->path, p->name);
+		else
 			worst = rc;
 	}
 	free(p);
@@ -64,7 +43,7 @@ static int profile_show_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, 
 	p = malloc(sizeof *p);
 	if (!p)
 		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
-	rc = load_one(ctx, argv[1], p, true);
+	rc = cmd_load_profile(ctx, argv[1], p);
 	if (rc == FW_EXIT_OK) {
 		profile_format(p, &out);
 		fputs(strbuf_str(&out), ctx->out);
