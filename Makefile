@@ -88,7 +88,7 @@ $(APP_OBJ): $(DATADIR_STAMP)
 # would put make's "rm" lines after the test summary.
 .SECONDARY:
 
-.PHONY: demo all check check-unit check-cli check-asan unit-bins bench install \
+.PHONY: demo all check check-unit check-cli check-integration check-asan unit-bins bench install \
 	uninstall clean deps man-check
 
 all: $(PROGS)
@@ -136,13 +136,17 @@ $(SHIM_TEST): $(BUILD)/tests/shim/test_transport_shim.o $(TESTLIB_OBJ) $(LIB) | 
 unit-bins: $(UNIT_BIN)
 
 # The test command of the README. Sanitizer pass last, on the unit suite.
-check: all check-unit check-cli check-asan
+check: all check-unit check-cli check-integration check-asan
 
 check-unit: all unit-bins
 	@sh tests/run-tests.sh unit $(UNIT_BIN)
 
 check-cli: all
 	@sh tests/run-tests.sh cli $(sort $(wildcard tests/cli/test_*.sh))
+
+# flashwise against flashwise-sim over ptys; the shim gives them DTR/RTS.
+check-integration: all $(SHIM_SO)
+	@SHIM=$(SHIM_SO) sh tests/run-tests.sh integration $(sort $(wildcard tests/integration/test_*.sh))
 
 check-asan:
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build-asan unit-bins all

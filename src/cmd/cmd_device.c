@@ -459,7 +459,9 @@ static int backup_before_write(struct session *s, const struct image *all, const
 	return FW_EXIT_OK;
 }
 
-static int verify_against(struct session *s, const struct image *all)
+/* after_write: the flash was just written, so a verification that fails
+ * or cannot finish (timeout, lost device) leaves it unproven: exit 10. */
+static int verify_against(struct session *s, const struct image *all, bool after_write)
 {
 	struct device_verify_result r;
 	struct fw_err e = {0};
@@ -477,7 +479,11 @@ static int verify_against(struct session *s, const struct image *all)
 	for (i = 0; i < r.nmismatch; i++)
 		fprintf(s->ctx->err, "  differs: 0x%06X..0x%06X\n", r.mismatch[i].addr,
 			r.mismatch[i].addr + r.mismatch[i].len - 1);
-	return cmd_fail(s->ctx, rc == FW_EVERIFY ? FW_EXIT_UNSAFE : exitcode_from_rc(rc),
+	if (after_write)
+		return cmd_fail(s->ctx, FW_EXIT_UNSAFE, "written but the verification failed: %s; "
+				"the device may be in an unsafe state: write again, or write the "
+				"backup back", e.msg);
+	return cmd_fail(s->ctx, rc == FW_EVERIFY ? FW_EXIT_FAILED : exitcode_from_rc(rc),
 			"verify failed: %s", e.msg);
 }
 
@@ -527,7 +533,7 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 	}
 	fprintf(ctx->out, "write: %zu bytes written\n", image_total(&all));
 	if (s.caps.can_hash || s.caps.can_read) {
-		rc = verify_against(&s, &all);
+		rc = verify_against(&s, &all, true);
 	} else {
 		rc = cmd_fail(ctx, FW_EXIT_UNSAFE, "written but NOT verified: %s", s.caps.why_not);
 	}
@@ -567,9 +573,7 @@ static int verify_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int ar
 			      s.caps.why_not);
 		goto out;
 	}
-	rc = verify_against(&s, &all);
-	if (rc == FW_EXIT_UNSAFE)
-		rc = FW_EXIT_FAILED; /* verify alone wrote nothing */
+	rc = verify_against(&s, &all, false);
 out:
 	if (opened)
 		session_close(&s, true);
