@@ -1,7 +1,11 @@
 #!/bin/sh
 # Runs every benchmark program built from bench/*.c. Figures are medians.
+# bench_esp starts the simulator itself: FLASHWISE_SIM names the one of this
+# build (the sanitizer build has its own).
 set -e
 BUILD=${BUILD:-build}
+FLASHWISE_SIM=${FLASHWISE_SIM:-$BUILD/flashwise-sim}
+export FLASHWISE_SIM
 for b in "$BUILD"/bench/bench_*; do
 	[ -x "$b" ] || continue
 	echo "== $(basename "$b")"

@@ -140,6 +140,9 @@ struct sim {
 	struct sim_rxq rx;
 	uint32_t garble_ctr;
 	struct sim_faults faults;
+	/* Bytes that crossed the pty (before rx faults, after tx faults), for
+	 * --stats: what the line carried, whatever the ROM made of it. */
+	uint64_t wire_rx, wire_tx;
 
 	/* DTR/RTS side channel */
 	int lines_fd;            /* -1: none */
@@ -160,17 +163,19 @@ uint32_t sim_client_baud(const struct sim *s);
 void sim_tx(struct sim *s, const uint8_t *p, size_t n, uint32_t baud);
 void sim_tx_frame(struct sim *s, const struct esp_proto_resp *r);
 void sim_tx_drop_all(struct sim *s);
-/* Writes due bytes; returns ms until the next due byte (-1: none). */
-int sim_tx_flush(struct sim *s, bool *want_pollout);
+/* Writes due bytes; returns ns until the next due byte (-1: none). Waits
+ * are in nanoseconds so the line rate holds at 921600 baud and above,
+ * where a byte takes 11 us and millisecond rounding would dominate. */
+int64_t sim_tx_flush(struct sim *s, bool *want_pollout);
 /* Reads from the pty into the rx queue (pacing, faults); false on a fatal
  * read error. */
 bool sim_rx_read(struct sim *s);
-/* Feeds due bytes to the ROM; returns ms until the next due byte (-1). */
-int sim_rx_process(struct sim *s);
+/* Feeds due bytes to the ROM; returns ns until the next due byte (-1). */
+int64_t sim_rx_process(struct sim *s);
 int sim_lines_open(struct sim *s, const char *path, bool create);
-/* Reads new DTR/RTS lines and applies them; returns ms until the next
+/* Reads new DTR/RTS lines and applies them; returns ns until the next
  * poll is needed (-1: none). */
-int sim_lines_poll(struct sim *s);
+int64_t sim_lines_poll(struct sim *s);
 bool sim_fault_hit(struct sim *s, enum sim_dir d, enum sim_fault_kind k,
 		   uint64_t index, uint64_t *rnd);
 void sim_queues_free(struct sim *s);

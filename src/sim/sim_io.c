@@ -194,14 +194,29 @@ void sim_tx_drop_all(struct sim *s)
 	s->tx.last_due = 0;
 }
 
-static int ms_until(uint64_t t, uint64_t now)
+static int64_t ns_until(uint64_t t, uint64_t now)
 {
-	if (t <= now)
-		return 0;
-	return (int)((t - now + 999999u) / 1000000u);
+	return t <= now ? 0 : (int64_t)(t - now);
 }
 
-int sim_tx_flush(struct sim *s, bool *want_pollout)
+/* When to look at a queue again: bytes in the middle of a burst are
+ * handled in batches (waking for every 11 us byte at 921600 baud would
+ * only burn CPU), but the last queued byte, which ends a frame the other
+ * side waits for, is handled on time. */
+#define SIM_BATCH_NS 250000u
+
+static int64_t next_wait(uint64_t next_due, uint64_t last_due, uint64_t now)
+{
+	uint64_t t = next_due;
+
+	if (t < now + SIM_BATCH_NS)
+		t = now + SIM_BATCH_NS;
+	if (t > last_due)
+		t = last_due > next_due ? last_due : next_due;
+	return ns_until(t, now);
+}
+
+int64_t sim_tx_flush(struct sim *s, bool *want_pollout)
 {
 	uint64_t now = sim_now();
 	uint32_t client = 0;
@@ -234,6 +249,7 @@ int sim_tx_flush(struct sim *s, bool *want_pollout)
 			return -1;
 		}
 		s->tx.head += (size_t)w;
+		s->wire_tx += (uint64_t)w;
 		if ((size_t)w < n) {
 			*want_pollout = true;
 			return -1;
@@ -243,7 +259,7 @@ int sim_tx_flush(struct sim *s, bool *want_pollout)
 		s->tx.head = s->tx.len = 0;
 		return -1;
 	}
-	return ms_until(s->tx.v[s->tx.head].due, now);
+	return next_wait(s->tx.v[s->tx.head].due, s->tx.v[s->tx.len - 1].due, now);
 }
 
 /* ---- receive ---- */
@@ -274,6 +290,7 @@ bool sim_rx_read(struct sim *s)
 	r = read(s->master, buf, room < sizeof buf ? room : sizeof buf);
 	if (r < 0)
 		return errno == EAGAIN || errno == EINTR || errno == EIO;
+	s->wire_rx += (uint64_t)r;
 	uint32_t client = sim_client_baud(s);
 	uint64_t now = sim_now(), t = s->rx.last_due, step = byte_ns(s, client);
 	bool garbled = false;
@@ -307,7 +324,7 @@ bool sim_rx_read(struct sim *s)
 	return true;
 }
 
-int sim_rx_process(struct sim *s)
+int64_t sim_rx_process(struct sim *s)
 {
 	uint64_t now = sim_now();
 
@@ -316,14 +333,14 @@ int sim_rx_process(struct sim *s)
 		struct slip_event ev;
 
 		if (x->due > now)
-			return ms_until(x->due, now);
+			return next_wait(x->due, s->rx.v[s->rx.len - 1].due, now);
 		if (s->mode != SIM_MODE_LOADER) {
 			/* In reset, hung or running the app: input goes nowhere. */
 			s->rx.head++;
 			continue;
 		}
 		if (s->busy_until > now)
-			return ms_until(s->busy_until, now);
+			return ns_until(s->busy_until, now);
 		s->rx.head++;
 		slip_decoder_feed(&s->dec, &x->b, 1, &ev);
 		if (ev.kind == SLIP_EV_FRAME)
@@ -409,9 +426,9 @@ static void lines_parse(struct sim *s, const char *line)
 	lines_apply(s, dtr != 0, rts != 0, (uint64_t)t);
 }
 
-int sim_lines_poll(struct sim *s)
+int64_t sim_lines_poll(struct sim *s)
 {
-	int wait = -1;
+	int64_t wait = -1;
 
 	if (s->lines_fd >= 0) {
 		for (;;) {
@@ -443,7 +460,7 @@ int sim_lines_poll(struct sim *s)
 				lseek(s->lines_fd, 0, SEEK_SET);
 				s->lines_len = 0;
 			}
-			wait = SIM_LINES_POLL_MS;
+			wait = (int64_t)SIM_LINES_POLL_MS * 1000000;
 		}
 	}
 	if (s->boot_pending) {
@@ -455,10 +472,10 @@ int sim_lines_poll(struct sim *s)
 			s->boot_pending = false;
 			sim_boot(s, s->gpio0_low_at_boot, SIM_RST_EXT_PIN);
 		} else {
-			int ms = ms_until(s->boot_at + 1000000u, now);
+			int64_t ns = ns_until(s->boot_at + 1000000u, now);
 
-			if (wait < 0 || ms < wait)
-				wait = ms;
+			if (wait < 0 || ns < wait)
+				wait = ns;
 		}
 	}
 	return wait;

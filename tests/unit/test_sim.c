@@ -1039,6 +1039,36 @@ static void test_pacing_limits_rate(void **state)
 	assert_int_equal(sim_stop(&p), 0);
 }
 
+/* --stats counts what crossed the pty: exactly the SYNC in, and out the
+ * banner plus the eight 12-byte replies (the banner length is the boot
+ * code's business, so only its lower bound is pinned). */
+static void test_stats_count_wire_bytes(void **state)
+{
+	struct simproc p;
+	char st[PATH_MAX];
+	const char *args[] = { "esp8266", "--baud-pacing", "off", "--stats", st, NULL };
+	unsigned long long rx = 0, tx = 0;
+	size_t banner;
+	uint8_t buf[512];
+	FILE *f;
+
+	(void)state;
+	tmp_path(st, sizeof st, "stats.txt");
+	unlink(st);
+	sim_start(&p, args);
+	banner = read_for(p.fd, buf, sizeof buf, 1, 2000);
+	banner += read_for(p.fd, buf, sizeof buf, 0, 50);
+	assert_true(banner > 0);
+	do_sync(p.fd, 2);
+	assert_int_equal(sim_stop(&p), 0);
+	f = fopen(st, "r");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "rx_bytes %llu tx_bytes %llu", &rx, &tx), 2);
+	fclose(f);
+	assert_int_equal(rx, sizeof sync_req);
+	assert_int_equal(tx, banner + 8 * 12);
+}
+
 static void test_sigterm_and_link(void **state)
 {
 	struct simproc p;
@@ -1161,6 +1191,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_faults_deterministic),
 		cmocka_unit_test(test_fault_hang_and_reset_write),
 		cmocka_unit_test(test_pacing_limits_rate),
+		cmocka_unit_test(test_stats_count_wire_bytes),
 		cmocka_unit_test(test_sigterm_and_link),
 		cmocka_unit_test(test_bad_options),
 	};
