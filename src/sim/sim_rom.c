@@ -279,24 +279,29 @@ static bool fault_reset_now(struct sim *s, uint32_t addr, const struct esp_proto
 	return true;
 }
 
+/* The checks every *_DATA command makes before its block is used, with the
+ * ROM's answer to each failure: checksum, malformed, no BEGIN before it. */
+static bool data_block(struct sim *s, const struct esp_proto_req *r, struct esp_proto_data *d,
+		       bool begun)
+{
+	int rc = esp_proto_parse_data(r, d, NULL);
+
+	if (rc == FW_EINTEGRITY)
+		fail(s, r->op, ROM_ERR_CHECKSUM);
+	else if (rc != FW_OK)
+		fail(s, r->op, ROM_ERR_MSG);
+	else if (!begun)
+		fail(s, r->op, ROM_ERR_FAILED);
+	return rc == FW_OK && begun;
+}
+
 static void flash_data(struct sim *s, const struct esp_proto_req *r)
 {
 	struct esp_proto_data d;
-	int rc = esp_proto_parse_data(r, &d, NULL);
 	uint32_t addr;
 
-	if (rc == FW_EINTEGRITY) {
-		fail(s, r->op, ROM_ERR_CHECKSUM);
+	if (!data_block(s, r, &d, s->flash_open))
 		return;
-	}
-	if (rc != FW_OK) {
-		fail(s, r->op, ROM_ERR_MSG);
-		return;
-	}
-	if (!s->flash_open) {
-		fail(s, r->op, ROM_ERR_FAILED);
-		return;
-	}
 	addr = s->fbeg.offset + d.seq * s->fbeg.block_size;
 	if (s->fam == ESP_FAMILY_ESP32 && !range_ok(s, addr, d.len)) {
 		fail(s, r->op, ROM_ERR_PARAM);
@@ -312,22 +317,12 @@ static void flash_data(struct sim *s, const struct esp_proto_req *r)
 static void defl_data(struct sim *s, const struct esp_proto_req *r)
 {
 	struct esp_proto_data d;
-	int rc = esp_proto_parse_data(r, &d, NULL), zr = Z_OK;
+	int zr = Z_OK;
 	uint8_t out[4096];
 	size_t total = 0;
 
-	if (rc == FW_EINTEGRITY) {
-		fail(s, r->op, ROM_ERR_CHECKSUM);
+	if (!data_block(s, r, &d, s->defl_open))
 		return;
-	}
-	if (rc != FW_OK) {
-		fail(s, r->op, ROM_ERR_MSG);
-		return;
-	}
-	if (!s->defl_open) {
-		fail(s, r->op, ROM_ERR_FAILED);
-		return;
-	}
 	if (s->defl_done) {
 		ok(s, r->op); /* padding after the stream end */
 		return;
@@ -456,21 +451,10 @@ static void mem_begin(struct sim *s, const struct esp_proto_req *r)
 static void mem_data(struct sim *s, const struct esp_proto_req *r)
 {
 	struct esp_proto_data d;
-	int rc = esp_proto_parse_data(r, &d, NULL);
 	uint64_t off;
 
-	if (rc == FW_EINTEGRITY) {
-		fail(s, r->op, ROM_ERR_CHECKSUM);
+	if (!data_block(s, r, &d, s->mem_open))
 		return;
-	}
-	if (rc != FW_OK) {
-		fail(s, r->op, ROM_ERR_MSG);
-		return;
-	}
-	if (!s->mem_open) {
-		fail(s, r->op, ROM_ERR_FAILED);
-		return;
-	}
 	off = (uint64_t)d.seq * s->mbeg.block_size;
 	if (off + d.len > s->mbeg.size || off + d.len > SIM_RAM_MAX) {
 		fail(s, r->op, ROM_ERR_RAM_ADDR);
