@@ -33,7 +33,12 @@ struct dev_esp_options {
 	                            * buttons (default 60000) */
 	unsigned timeout_ms;       /* the shortest wait for any reply
 	                            * (default 3000); longer work scales up */
-	unsigned block_attempts;   /* tries per data block (default 3) */
+	unsigned block_attempts;   /* tries per command after a damaged or
+	                            * missing reply (default 3; two silences
+	                            * in a row end it early). A write region
+	                            * the loader lost is started again up to
+	                            * 2 times, re-entering the loader over
+	                            * DTR/RTS when it stays silent */
 	bool change_baud;          /* ESP32 ROM: switch to the profile's
 	                            * flash_baud (default true) */
 	bool compress;             /* ESP32 ROM: zlib-compressed writes

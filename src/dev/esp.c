@@ -35,6 +35,15 @@
 #define WRITE_TIMEOUT_MS   10000u /* serial write */
 #define RESYNC_QUIET_MS    50u
 #define RESYNC_MAX_MS      500u
+#define TIMEOUT_TRIES      2u    /* two silences in a row: the loader is gone */
+#define PROBE_MS           300u  /* "is the loader still there?" */
+#define REENTER_ATTEMPTS   3u    /* reset + sync rounds when re-entering */
+#define REGION_RESTARTS    2u    /* a write region started again from scratch */
+#define READ_REENTRIES     2u    /* loader re-entries during one read */
+#define READ_REPAIRS       2u    /* repair rounds when a read's MD5 differs */
+#define REPAIR_PIECE       256u  /* what is read again (READ_FLASH_SLOW has no
+                                  * checksum: small pieces come back clean) */
+#define MD5_ASKS           3u    /* SPI_FLASH_MD5 asked before "differs" */
 #define MATCH_FRAMES       100u  /* frames read while waiting for a reply */
 #define ERASE_MS_PER_MB    40000u
 #define WRITE_MS_PER_MB    40000u
@@ -45,8 +54,29 @@
 #define SECTOR ESP_PROTO_SECTOR
 #define BLOCK  ESP_PROTO_ROM_WRITE_BLOCK
 
+/* How the last command() failed: decides whether sending it again can
+ * help (a damaged frame, silence) or cannot (a real refusal). */
+enum esp_fail {
+	FAIL_NONE,      /* succeeded, or failed for a reason no retry helps */
+	FAIL_TIMEOUT,   /* no reply at all */
+	FAIL_GARBLED,   /* a reply arrived damaged (wrong length, bad hex) */
+	FAIL_FOREIGN,   /* "invalid message" under another opcode */
+	FAIL_REFUSED,   /* a well-formed reply with an error status */
+};
+
+/* What a command is, for the retry rule (command_retry). */
+enum esp_retry {
+	RETRY_IDEMPOTENT, /* READ_REG, WRITE_REG (SPI), READ_FLASH_SLOW, MD5, ... */
+	RETRY_BEGIN,      /* FLASH_(DEFL_)BEGIN: erases again, same range */
+	RETRY_BLOCK,      /* FLASH_DATA: same bytes, same address */
+	RETRY_DEFL_BLOCK, /* FLASH_DEFL_DATA: feeds the ROM's inflate state */
+};
+
 struct esp_dev {
 	struct dev_esp_options opt;
+	enum esp_fail fail;      /* how the last command failed */
+	uint8_t fail_code;       /* its status reason (FAIL_REFUSED) */
+	uint8_t fail_op;         /* and its opcode */
 	struct slip_decoder dec;
 	uint8_t frame[ESP_PROTO_PACKET_MAX + 64];
 	uint8_t rx[512];
@@ -256,12 +286,19 @@ static int recv_frame(struct device *d, uint64_t deadline, const uint8_t **pkt,
 }
 
 /* Throws away whatever the chip is still sending (a late reply, surplus
- * SYNC answers, a half frame) so the next request starts clean. */
+ * SYNC answers, a half frame) so the next request starts clean. A lone
+ * 0xC0 first ends a request whose closing delimiter was lost: otherwise
+ * the loader would glue it to the resent one, and its late error reply
+ * would be taken as the answer to the resend. An empty frame is ignored
+ * by the ROM. */
 static void resync(struct device *d)
 {
 	struct esp_dev *x = d->priv;
+	static const uint8_t end_frame = 0xC0;
 	uint64_t end = transport_deadline_ms(RESYNC_MAX_MS);
 
+	(void)transport_write(d->t, &end_frame, 1, transport_deadline_ms(WRITE_TIMEOUT_MS),
+			      NULL);
 	for (;;) {
 		uint64_t dl = transport_deadline_ms(RESYNC_QUIET_MS);
 		size_t got = 0;
@@ -314,6 +351,9 @@ static int command(struct device *d, const struct esp_proto_req *r, unsigned tim
 	unsigned i;
 	int rc;
 
+	x->fail = FAIL_NONE;
+	x->fail_code = 0;
+	x->fail_op = r->op;
 	if ((rc = send_req(d, r, e)) != FW_OK)
 		return rc;
 	deadline = transport_deadline_ms(timeout_ms);
@@ -322,12 +362,14 @@ static int command(struct device *d, const struct esp_proto_req *r, unsigned tim
 		size_t n = 0;
 
 		rc = recv_frame(d, deadline, &pkt, &n, e);
-		if (rc == FW_ETIMEOUT)
+		if (rc == FW_ETIMEOUT) {
+			x->fail = FAIL_TIMEOUT;
 			return fw_err_set(e, FW_ETIMEOUT,
 					  "the %s did not answer %s (to %s) within %u ms: check the "
 					  "cable and the board's power supply",
 					  loader_name(x), esp_proto_op_name(r->op),
 					  op_what(r->op), timeout_ms);
+		}
 		if (rc != FW_OK)
 			return rc;
 		switch (esp_proto_response_match(pkt, n, r->op)) {
@@ -339,6 +381,8 @@ static int command(struct device *d, const struct esp_proto_req *r, unsigned tim
 		case ESP_MATCH_OTHER:
 			continue;
 		case ESP_MATCH_UNSUPPORTED:
+			x->fail = FAIL_FOREIGN;
+			x->fail_code = 0x05;
 			return fw_err_set(e, FW_EUNSUPPORTED,
 					  "the %s does not support %s (it cannot %s)",
 					  loader_name(x), esp_proto_op_name(r->op),
@@ -347,8 +391,13 @@ static int command(struct device *d, const struct esp_proto_req *r, unsigned tim
 			break;
 		}
 		rc = esp_proto_response_parse(pkt, n, result_len, status_len, resp, e);
-		if (rc != FW_OK)
+		if (rc != FW_OK) {
+			/* Bytes lost or added on the line: the reply says
+			 * nothing reliable, not even whether it is an error. */
+			if (rc == FW_EPROTO)
+				x->fail = FAIL_GARBLED;
 			return rc;
+		}
 		if (resp->result_len) {
 			size_t k = resp->result_len < sizeof x->result ? resp->result_len
 								       : sizeof x->result;
@@ -357,7 +406,12 @@ static int command(struct device *d, const struct esp_proto_req *r, unsigned tim
 			resp->result = x->result;
 			resp->result_len = k;
 		}
-		return esp_proto_response_check(resp, e);
+		rc = esp_proto_response_check(resp, e);
+		if (rc != FW_OK) {
+			x->fail = FAIL_REFUSED;
+			x->fail_code = esp_proto_status_reason(resp);
+		}
+		return rc;
 	}
 	return fw_err_set(e, FW_EPROTO,
 			  "%u frames arrived from the %s but none answered %s: another "
@@ -365,49 +419,88 @@ static int command(struct device *d, const struct esp_proto_req *r, unsigned tim
 			  loader_name(x), esp_proto_op_name(r->op));
 }
 
-/* command() with the block retry rule: a timeout or a checksum error
- * (status 0x07) resends the same packet (same sequence number) after a
- * resync, up to opt.block_attempts tries. */
+/* Whether sending the same request again can help after command() failed
+ * as x->fail says. A refusal for a damaged request (0x05 malformed, 0x07
+ * checksum, 0x01 a parameter bent on the line) means the loader did
+ * nothing with it. A compressed block is the exception: the ROM's inflate
+ * state moves on with every block it takes, so it is resent only when the
+ * loader said plainly that it rejected it; silence or a damaged reply may
+ * hide an accepted block (the caller then starts the region again). */
+static bool retry_helps(const struct esp_dev *x, enum esp_retry k)
+{
+	switch (x->fail) {
+	case FAIL_NONE:
+		return false;
+	case FAIL_TIMEOUT:
+		return k != RETRY_DEFL_BLOCK && k != RETRY_BEGIN;
+	case FAIL_GARBLED:
+		return k != RETRY_DEFL_BLOCK;
+	case FAIL_FOREIGN:
+		/* A known command answered as unknown: its opcode byte was
+		 * damaged. FLASH_DEFL_BEGIN may really be unknown (the
+		 * caller falls back), so it is not asked twice. */
+		return k == RETRY_IDEMPOTENT || k == RETRY_BLOCK;
+	case FAIL_REFUSED:
+		if (x->fail_code == 0x05 || x->fail_code == 0x07)
+			return true;
+		return x->fail_code == 0x01 && k != RETRY_DEFL_BLOCK;
+	}
+	return false;
+}
+
+/* command() with the retry rule: after a damaged or missing reply (see
+ * retry_helps) the same packet (same sequence number) goes again after a
+ * resync, up to opt.block_attempts tries; two silences in a row end it
+ * early (the loader is gone: a retry would only wait again). */
 static int command_retry(struct device *d, const struct esp_proto_req *r,
 			 unsigned timeout_ms, struct esp_proto_resp *resp,
-			 const char *what, struct fw_err *e)
+			 const char *what, enum esp_retry k, struct fw_err *e)
 {
 	struct esp_dev *x = d->priv;
 	struct fw_err le = { 0 };
-	unsigned attempt;
+	unsigned attempt, silences = 0;
 	int rc = FW_OK;
 
-	for (attempt = 1; attempt <= x->opt.block_attempts; attempt++) {
+	for (attempt = 1;; attempt++) {
 		fw_err_clear(&le);
 		rc = command(d, r, timeout_ms, resp, &le);
 		if (rc == FW_OK)
 			return FW_OK;
-		if (rc != FW_ETIMEOUT && rc != FW_EINTEGRITY)
+		if (!retry_helps(x, k) || attempt >= x->opt.block_attempts)
 			break;
-		if (attempt < x->opt.block_attempts) {
-			esp_log(d, "%s: %s; resynchronising and sending it again (try %u of %u)",
-				what, le.msg, attempt + 1, x->opt.block_attempts);
-			resync(d);
-		}
+		if (x->fail == FAIL_TIMEOUT && ++silences >= TIMEOUT_TRIES)
+			break;
+		if (x->fail != FAIL_TIMEOUT)
+			silences = 0;
+		esp_log(d, "%s: %s; resynchronising and sending it again (try %u of %u)",
+			what, le.msg, attempt + 1, x->opt.block_attempts);
+		resync(d);
 	}
 	copy_err(e, &le);
-	if (rc == FW_ETIMEOUT || rc == FW_EINTEGRITY)
-		fw_err_prefix(e, "%s failed %u times", what, x->opt.block_attempts);
+	if (attempt > 1)
+		fw_err_prefix(e, "%s failed %u times", what, attempt);
+	return rc;
+}
+
+static int read_reg_ms(struct device *d, uint32_t addr, uint32_t *v, unsigned timeout_ms,
+		       struct fw_err *e)
+{
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	int rc;
+
+	esp_proto_req_read_reg(&r, addr);
+	rc = command_retry(d, &r, timeout_ms, &resp, "READ_REG", RETRY_IDEMPOTENT, e);
+	if (rc == FW_OK)
+		*v = resp.value;
 	return rc;
 }
 
 static int read_reg(struct device *d, uint32_t addr, uint32_t *v, struct fw_err *e)
 {
 	struct esp_dev *x = d->priv;
-	struct esp_proto_req r;
-	struct esp_proto_resp resp;
-	int rc;
 
-	esp_proto_req_read_reg(&r, addr);
-	rc = command(d, &r, x->opt.timeout_ms, &resp, e);
-	if (rc == FW_OK)
-		*v = resp.value;
-	return rc;
+	return read_reg_ms(d, addr, v, x->opt.timeout_ms, e);
 }
 
 static int write_reg(struct device *d, uint32_t addr, uint32_t value, struct fw_err *e)
@@ -422,7 +515,9 @@ static int write_reg(struct device *d, uint32_t addr, uint32_t value, struct fw_
 	 * unverified. */
 	if ((rc = esp_proto_req_write_reg(&r, &w, 1, e)) != FW_OK)
 		return rc;
-	return command(d, &r, x->opt.timeout_ms, &resp, e);
+	/* Only SPI controller registers are written: the same value twice
+	 * (or RDID run twice) does no harm. */
+	return command_retry(d, &r, x->opt.timeout_ms, &resp, "WRITE_REG", RETRY_IDEMPOTENT, e);
 }
 
 static int flash_begin(struct device *d, uint8_t op, uint32_t size, uint32_t blocks,
@@ -443,7 +538,8 @@ static int flash_begin(struct device *d, uint8_t op, uint32_t size, uint32_t blo
 					   : esp_proto_req_flash_begin(&r, &b, e);
 	if (rc != FW_OK)
 		return rc;
-	return command(d, &r, timeout_ms, &resp, e);
+	/* Sent again, it erases the same range again: harmless. */
+	return command_retry(d, &r, timeout_ms, &resp, esp_proto_op_name(op), RETRY_BEGIN, e);
 }
 
 /* ---- connect ---- */
@@ -476,13 +572,24 @@ static int sync_once(struct device *d, struct fw_err *e)
 	return FW_OK;
 }
 
+/* A SYNC that failed in a way another SYNC can cure: silence, or a reply
+ * damaged on the line. FW_ETIMEOUT stands for all of them. */
+static int sync_result(struct device *d, int rc)
+{
+	struct esp_dev *x = d->priv;
+
+	if (rc != FW_OK && x->fail != FAIL_NONE)
+		return FW_ETIMEOUT;
+	return rc;
+}
+
 static int sync_tries(struct device *d, unsigned tries, struct fw_err *e)
 {
 	unsigned i;
 	int rc = FW_ETIMEOUT;
 
 	for (i = 0; i < tries; i++) {
-		rc = sync_once(d, e);
+		rc = sync_result(d, sync_once(d, e));
 		if (rc != FW_ETIMEOUT)
 			return rc;
 		sleep_ms(SYNC_PAUSE_MS);
@@ -537,7 +644,7 @@ static int connect_manual(struct device *d, struct fw_err *e)
 	esp_log(d, "waiting for the bootloader: %s", instructions(d->p));
 	do {
 		fw_err_clear(&le);
-		rc = sync_once(d, &le);
+		rc = sync_result(d, sync_once(d, &le));
 		if (rc == FW_OK)
 			return FW_OK;
 		if (rc != FW_ETIMEOUT) {
@@ -552,26 +659,17 @@ static int connect_manual(struct device *d, struct fw_err *e)
 			  d->t->path, (x->opt.manual_wait_ms + 999) / 1000, instructions(d->p));
 }
 
-static int esp_connect(struct device *d, struct fw_err *e)
+/* Up to `attempts` rounds of reset + SYNCs, cycling through the reset
+ * variants. *no_lines is set (FW_ETIMEOUT returned) when the port cannot
+ * drive DTR/RTS. */
+static int connect_auto(struct device *d, unsigned attempts, bool *no_lines,
+			struct fw_err *e)
 {
-	struct esp_dev *x;
-	bool manual;
 	unsigned attempt;
-	int rc;
+	int rc = FW_ETIMEOUT;
 
-	if ((rc = priv_get(d, &x, e)) != FW_OK)
-		return rc;
-	/* After a baud change of an earlier session the ROM starts again at
-	 * its own rate; otherwise keep the rate the port was opened with. */
-	if (x->baud_changed && (rc = transport_set_baud(d->t, x->base_baud, e)) != FW_OK)
-		return rc;
-	/* A reset wipes everything the chip knew about this session. */
-	x->identified = x->loader_known = false;
-	x->chip = NULL;
-	x->flash_size = 0;
-	x->attached = x->params_set = x->baud_changed = false;
-	manual = d->manual_entry || d->p->reset == PROFILE_RESET_MANUAL;
-	for (attempt = 0; !manual && attempt < x->opt.connect_attempts; attempt++) {
+	*no_lines = false;
+	for (attempt = 0; attempt < attempts; attempt++) {
 		bool tight = (transport_caps(d->t) & TRANSPORT_CAP_TIGHT_LINES) &&
 			     attempt % 4 < 2;
 		unsigned delay = attempt % 2 ? RESET_DELAY_LONG : RESET_DELAY_SHORT;
@@ -583,8 +681,8 @@ static int esp_connect(struct device *d, struct fw_err *e)
 			/* A pty or an adapter without modem lines: the
 			 * technician has to press the buttons. */
 			esp_log(d, "%s", le.msg);
-			manual = true;
-			break;
+			*no_lines = true;
+			return FW_ETIMEOUT;
 		}
 		if (rc != FW_OK) {
 			copy_err(e, &le);
@@ -602,13 +700,49 @@ static int esp_connect(struct device *d, struct fw_err *e)
 			return rc;
 		}
 	}
-	if (manual)
-		return connect_manual(d, e);
-	return fw_err_set(e, FW_ETIMEOUT,
-			  "the ESP bootloader on %s did not answer after %u reset attempts: "
-			  "check that the board is powered and the USB cable carries data; "
-			  "if the board has no automatic reset: %s",
-			  d->t->path, x->opt.connect_attempts, instructions(d->p));
+	return FW_ETIMEOUT;
+}
+
+static int esp_connect(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x;
+	bool manual, no_lines = false;
+	int rc;
+
+	if ((rc = priv_get(d, &x, e)) != FW_OK)
+		return rc;
+	/* After a baud change of an earlier session the ROM starts again at
+	 * its own rate; otherwise keep the rate the port was opened with. */
+	if (x->baud_changed && (rc = transport_set_baud(d->t, x->base_baud, e)) != FW_OK)
+		return rc;
+	/* A reset wipes everything the chip knew about this session. */
+	x->identified = x->loader_known = false;
+	x->chip = NULL;
+	x->flash_size = 0;
+	x->attached = x->params_set = x->baud_changed = false;
+	manual = d->manual_entry || d->p->reset == PROFILE_RESET_MANUAL;
+	if (!manual) {
+		rc = connect_auto(d, x->opt.connect_attempts, &no_lines, e);
+		if (rc != FW_ETIMEOUT || !no_lines) {
+			if (rc == FW_ETIMEOUT)
+				return fw_err_set(e, FW_ETIMEOUT,
+						  "the ESP bootloader on %s did not answer after %u "
+						  "reset attempts: check that the board is powered and "
+						  "the USB cable carries data; if the board has no "
+						  "automatic reset: %s",
+						  d->t->path, x->opt.connect_attempts,
+						  instructions(d->p));
+			return rc;
+		}
+	}
+	return connect_manual(d, e);
+}
+
+/* Whether the driver may reset the chip by itself (DTR/RTS). */
+static bool can_reset(const struct device *d)
+{
+	return !d->manual_entry && d->p->reset == PROFILE_RESET_AUTO &&
+	       (transport_caps(d->t) & TRANSPORT_CAP_MODEM_LINES);
 }
 
 /* ---- identify ---- */
@@ -668,7 +802,8 @@ static int spi_attach(struct device *d, struct fw_err *e)
 		rc = flash_begin(d, ESP_OP_FLASH_BEGIN, 0, 0, 0, x->opt.timeout_ms, e);
 	} else {
 		esp_proto_req_spi_attach(&r, x->loader, 0);
-		rc = command(d, &r, x->opt.timeout_ms, &resp, e);
+		rc = command_retry(d, &r, x->opt.timeout_ms, &resp, "SPI_ATTACH",
+				   RETRY_IDEMPOTENT, e);
 	}
 	if (rc == FW_OK)
 		x->attached = true;
@@ -1022,7 +1157,8 @@ static int esp32_prepare(struct device *d, struct fw_err *e)
 		return rc;
 	if (!x->params_set) {
 		esp_proto_req_spi_set_params(&r, flash_size_of(d));
-		if ((rc = command(d, &r, x->opt.timeout_ms, &resp, e)) != FW_OK)
+		if ((rc = command_retry(d, &r, x->opt.timeout_ms, &resp, "SPI_SET_PARAMS",
+					RETRY_IDEMPOTENT, e)) != FW_OK)
 			return rc;
 		x->params_set = true;
 	}
@@ -1045,6 +1181,99 @@ static int require_identified(struct device *d, struct fw_err *e)
 				  "wrong chip: the device is an %s, profile %s is for %s",
 				  x->chip->name, d->p->id, d->p->chip);
 	return FW_OK;
+}
+
+/* Puts the session back after the loader stopped answering or the chip was
+ * reset under us: a short question first (the loader may just have lost
+ * one frame); if it stays silent, reset into the loader and SYNC (needs
+ * DTR/RTS), check that the same chip answers, then attach the flash, set
+ * its size and the baud rate again (a reset forgot them; doing them again
+ * on a loader that kept them does no harm). `what` names the interrupted
+ * work for the messages. */
+static int recover_loader(struct device *d, const char *what, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct fw_err le = { 0 };
+	uint32_t magic = 0;
+	bool no_lines = false;
+	int rc;
+
+	resync(d);
+	rc = read_reg_ms(d, ESP_PROTO_CHIP_MAGIC_ADDR, &magic, PROBE_MS, &le);
+	if (rc != FW_OK) {
+		if (!can_reset(d))
+			return fw_err_set(e, FW_ETIMEOUT,
+					  "%s: the %s stopped answering and flashwise cannot reset "
+					  "the board (no DTR/RTS on %s): %s, then run the same "
+					  "command again", what, loader_name(x), d->t->path,
+					  instructions(d->p));
+		esp_log(d, "%s: the %s does not answer; resetting the chip into the "
+			"bootloader", what, loader_name(x));
+		/* A reset puts the chip's UART back to its own rate. */
+		if (x->baud_changed) {
+			if ((rc = transport_set_baud(d->t, x->base_baud, e)) != FW_OK)
+				return rc;
+			x->baud_changed = false;
+		}
+		fw_err_clear(&le);
+		rc = connect_auto(d, REENTER_ATTEMPTS, &no_lines, &le);
+		if (rc == FW_ETIMEOUT)
+			return fw_err_set(e, FW_ETIMEOUT,
+					  "%s: the %s stopped answering and did not come back "
+					  "after %u resets: check the board's power supply and "
+					  "the cable, then run the same command again", what,
+					  loader_name(x), REENTER_ATTEMPTS);
+		if (rc != FW_OK) {
+			copy_err(e, &le);
+			return rc;
+		}
+		if ((rc = read_reg(d, ESP_PROTO_CHIP_MAGIC_ADDR, &magic, e)) != FW_OK)
+			return rc;
+	}
+	if (esp_proto_chip_by_magic(magic) != x->chip)
+		return fw_err_set(e, FW_EMISMATCH,
+				  "%s: after the interruption the chip reports magic 0x%08X, not "
+				  "the %s identified before: check which board is connected",
+				  what, magic, x->chip->name);
+	x->attached = x->params_set = false;
+	if (x->loader == ESP_LOADER_ESP8266_ROM)
+		return spi_attach(d, e);
+	return esp32_prepare(d, e);
+}
+
+/* Whether starting an interrupted region again (after recover_loader) can
+ * help: the loader went silent, its replies were damaged, or it lost the
+ * write (0x06 to a data block: no write open any more; inflate errors: the
+ * compressed stream went wrong). Not for a real refusal of FLASH_BEGIN,
+ * a flash write error or a problem on this computer. */
+static bool restart_helps(const struct esp_dev *x, int rc)
+{
+	bool data_op = x->fail_op == ESP_OP_FLASH_DATA || x->fail_op == ESP_OP_FLASH_DEFL_DATA;
+
+	if (rc == FW_ENOMEM || rc == FW_EINVAL || rc == FW_EGUARD || rc == FW_EMISMATCH)
+		return false;
+	switch (x->fail) {
+	case FAIL_NONE:
+		return false;
+	case FAIL_TIMEOUT:
+	case FAIL_GARBLED:
+	case FAIL_FOREIGN:
+		return true;
+	case FAIL_REFUSED:
+		switch (x->fail_code) {
+		case 0x01:
+		case 0x05:
+		case 0x07:
+			return true;
+		case 0x06:
+		case 0x0B:
+		case 0x0C:
+			return data_op;
+		default:
+			return false;
+		}
+	}
+	return false;
 }
 
 /* ---- writing ---- */
@@ -1071,7 +1300,8 @@ static int send_blocks(struct device *d, uint8_t op, const uint8_t *data, size_t
 		if ((rc = esp_proto_req_data(&r, op, seq, data + off, n, e)) != FW_OK)
 			return rc;
 		snprintf(what, sizeof what, "block %u of %u at 0x%X", seq + 1, nblocks, addr);
-		rc = command_retry(d, &r, block_timeout_ms, &resp, what, e);
+		rc = command_retry(d, &r, block_timeout_ms, &resp, what,
+				   op == ESP_OP_FLASH_DEFL_DATA ? RETRY_DEFL_BLOCK : RETRY_BLOCK, e);
 		if (rc != FW_OK)
 			return rc;
 		*done_unc = (uint64_t)(seq + 1) * unc_len / nblocks;
@@ -1141,6 +1371,15 @@ static int write_deflated(struct device *d, uint32_t addr, const uint8_t *data,
 		rc = send_blocks(d, ESP_OP_FLASH_DEFL_DATA, cbuf, clen,
 				 scaled_ms(x, WRITE_MS_PER_MB, per_block), addr, &done, len,
 				 w, e);
+		/* "Unknown command" to a data block is a damaged opcode, not a
+		 * loader without compression: the region was erased already,
+		 * so the caller must not take it for the refusal it falls
+		 * back on. */
+		if (rc == FW_EUNSUPPORTED) {
+			rc = FW_EPROTO;
+			if (e)
+				e->code = rc;
+		}
 		if (rc != FW_OK)
 			fw_err_prefix(e, "writing 0x%X-0x%X (compressed)", addr, addr + len - 1);
 	}
@@ -1154,26 +1393,50 @@ static int md5_on_chip(struct device *d, uint32_t addr, uint32_t len, uint8_t md
 	struct esp_dev *x = d->priv;
 	struct esp_proto_req r;
 	struct esp_proto_resp resp;
+	unsigned attempt;
 	int rc;
 
 	esp_proto_req_flash_md5(&r, addr, len);
-	rc = command(d, &r, scaled_ms(x, MD5_MS_PER_MB, len), &resp, e);
-	if (rc != FW_OK)
-		return rc;
-	return esp_proto_md5_parse(&resp, md5, e);
+	for (attempt = 1;; attempt++) {
+		struct fw_err le = { 0 };
+
+		rc = command_retry(d, &r, scaled_ms(x, MD5_MS_PER_MB, len), &resp,
+				   "SPI_FLASH_MD5", RETRY_IDEMPOTENT, e);
+		if (rc != FW_OK)
+			return rc;
+		fw_err_clear(&le);
+		if ((rc = esp_proto_md5_parse(&resp, md5, &le)) == FW_OK)
+			return FW_OK;
+		/* Hex digits bent on the line: ask again. */
+		x->fail = FAIL_GARBLED;
+		if (attempt >= x->opt.block_attempts) {
+			copy_err(e, &le);
+			return rc;
+		}
+		esp_log(d, "SPI_FLASH_MD5: %s; resynchronising and asking again (try %u of %u)",
+			le.msg, attempt + 1, x->opt.block_attempts);
+		resync(d);
+	}
 }
 
 static int md5_differs(struct device *d, uint32_t addr, const uint8_t *data, uint32_t len,
-		       bool *differs, struct fw_err *e)
+		       unsigned asks, bool *differs, struct fw_err *e)
 {
 	uint8_t chip[MD5_LEN], host[MD5_LEN];
+	unsigned i;
 	int rc;
 
-	if ((rc = md5_on_chip(d, addr, len, chip, e)) != FW_OK)
-		return rc;
 	if (integrity_md5(data, len, host) != FW_OK)
 		return fw_err_set(e, FW_ENOMEM, "could not compute an MD5 on this computer");
-	*differs = !integrity_equal(chip, host, MD5_LEN);
+	/* A digest bent on the line into other valid hex reads as "differs";
+	 * bent into exactly the expected one it cannot be. So a difference is
+	 * asked again, a match is final. */
+	*differs = true;
+	for (i = 0; i < asks && *differs; i++) {
+		if ((rc = md5_on_chip(d, addr, len, chip, e)) != FW_OK)
+			return rc;
+		*differs = !integrity_equal(chip, host, MD5_LEN);
+	}
 	return FW_OK;
 }
 
@@ -1214,7 +1477,8 @@ static int write_esp32_unit(struct device *d, uint32_t addr, const uint8_t *data
 		uint32_t n = len - off < SECTOR ? len - off : SECTOR;
 		bool differs = true;
 
-		if ((rc = md5_differs(d, addr + off, data + off, n, &differs, e)) != FW_OK)
+		/* A false "differs" only costs a rewrite: asked once. */
+		if ((rc = md5_differs(d, addr + off, data + off, n, 1, &differs, e)) != FW_OK)
 			return rc;
 		if (differs && !in_run) {
 			in_run = true;
@@ -1240,6 +1504,58 @@ static int write_esp32_unit(struct device *d, uint32_t addr, const uint8_t *data
 		esp_log(d, "0x%X-0x%X: %u bytes already matched on the chip and were not "
 			"rewritten", addr, addr + len - 1, skipped);
 	return FW_OK;
+}
+
+static int write_unit(struct device *d, const struct esp_unit *u, const uint8_t *data,
+		      struct write_ctx *w, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_erase_plan plan;
+	int rc;
+
+	if (x->loader != ESP_LOADER_ESP8266_ROM)
+		return write_esp32_unit(d, u->addr, data, u->len, w, e);
+	/* Planned afresh for every start: FLASH_BEGIN erases again, and the
+	 * ROM's over-erase needs the same compensation again. */
+	if ((rc = esp_proto_erase_plan(u->addr, u->len, flash_size_of(d), &plan, e)) != FW_OK)
+		return rc;
+	return write_plain(d, u->addr, data, u->len, plan.send_size,
+			   (uint64_t)plan.erased.count * SECTOR, w, e);
+}
+
+/* One write unit; when the loader goes silent, is reset under us or loses
+ * the write (restart_helps), the session is put back (recover_loader) and
+ * the unit is written again from its FLASH_BEGIN: a block can only go to
+ * the write that FLASH_BEGIN opened, and a compressed stream only from its
+ * start. Bounded by REGION_RESTARTS; the final verify (ESP32) judges the
+ * result, the ESP8266 ROM stays "not verified". */
+static int write_unit_restarts(struct device *d, const struct esp_unit *u,
+			       const uint8_t *data, struct write_ctx *w, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint64_t done0 = w->done;
+	unsigned restarts;
+	char what[64];
+	int rc;
+
+	snprintf(what, sizeof what, "writing 0x%X-0x%X", u->addr, u->addr + u->len - 1);
+	for (restarts = 0;; restarts++) {
+		struct fw_err le = { 0 };
+
+		fw_err_clear(&le);
+		w->done = done0;
+		rc = write_unit(d, u, data, w, &le);
+		if (rc == FW_OK || restarts >= REGION_RESTARTS || !restart_helps(x, rc)) {
+			copy_err(e, &le);
+			if (rc != FW_OK && restarts > 0)
+				fw_err_prefix(e, "started %u times", restarts + 1);
+			return rc;
+		}
+		esp_log(d, "%s; writing 0x%X-0x%X again from its start (try %u of %u)", le.msg,
+			u->addr, u->addr + u->len - 1, restarts + 2, REGION_RESTARTS + 1);
+		if ((rc = recover_loader(d, what, e)) != FW_OK)
+			return rc;
+	}
 }
 
 static int esp_write(struct device *d, const struct image *img, struct fw_err *e)
@@ -1278,16 +1594,7 @@ static int esp_write(struct device *d, const struct image *img, struct fw_err *e
 		/* Bytes between ranges (and before an unaligned start) are
 		 * erased anyway: write them as erased flash reads. */
 		image_flatten(img, u[i].addr, u[i].len, IMAGE_FILL, data);
-		if (x->loader == ESP_LOADER_ESP8266_ROM) {
-			struct esp_proto_erase_plan plan;
-
-			rc = esp_proto_erase_plan(u[i].addr, u[i].len, flash_size_of(d), &plan, e);
-			if (rc == FW_OK)
-				rc = write_plain(d, u[i].addr, data, u[i].len, plan.send_size,
-						 (uint64_t)plan.erased.count * SECTOR, &w, e);
-		} else {
-			rc = write_esp32_unit(d, u[i].addr, data, u[i].len, &w, e);
-		}
+		rc = write_unit_restarts(d, &u[i], data, &w, e);
 		free(data);
 	}
 	if (rc == FW_OK)
@@ -1300,12 +1607,92 @@ out:
 
 /* ---- reading and verifying ---- */
 
+/* READ_FLASH_SLOW over [addr, addr+len) into out. When the loader goes
+ * silent, it is put back (recover_loader, at most READ_REENTRIES times per
+ * *reentries budget) and the read goes on where it stopped: reading twice
+ * changes nothing. */
+static int read_range(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
+		      bool show, unsigned *reentries, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint32_t off = 0;
+	int rc;
+
+	while (off < len) {
+		uint32_t n = len - off < ESP_PROTO_READ_SLOW_LEN ? len - off
+								 : ESP_PROTO_READ_SLOW_LEN;
+		struct esp_proto_req r;
+		struct esp_proto_resp resp;
+		struct fw_err le = { 0 };
+		char what[64];
+
+		if ((rc = esp_proto_req_read_flash_slow(&r, addr + off, n, e)) != FW_OK)
+			return rc;
+		snprintf(what, sizeof what, "reading 0x%X", addr + off);
+		fw_err_clear(&le);
+		rc = command_retry(d, &r, x->opt.timeout_ms, &resp, what, RETRY_IDEMPOTENT, &le);
+		if (rc != FW_OK) {
+			if (x->fail != FAIL_TIMEOUT || *reentries >= READ_REENTRIES) {
+				copy_err(e, &le);
+				return rc;
+			}
+			(*reentries)++;
+			esp_log(d, "%s; reading on from 0x%X (try %u of %u)", le.msg, addr + off,
+				*reentries + 1, READ_REENTRIES + 1);
+			if ((rc = recover_loader(d, what, e)) != FW_OK)
+				return rc;
+			continue;
+		}
+		if (resp.result_len < n)
+			return fw_err_set(e, FW_EPROTO, "the chip sent %zu bytes for 0x%X, "
+					  "expected %u", resp.result_len, addr + off, n);
+		memcpy(out + off, resp.result, n);
+		off += n;
+		if (show)
+			progress(d, "read", off, len);
+	}
+	return FW_OK;
+}
+
+/* Reads again the pieces of [addr, addr+len) whose MD5 on the chip differs
+ * from out: 4 KB sectors first, then REPAIR_PIECE bytes inside a differing
+ * sector. A false "differs" only costs a re-read, so each MD5 is asked once. */
+static int repair_range(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
+			unsigned *reentries, struct fw_err *e)
+{
+	uint32_t off = 0;
+	int rc;
+
+	while (off < len) {
+		uint32_t a = addr + off, n = SECTOR - a % SECTOR, poff;
+		bool differs = true;
+
+		if (n > len - off)
+			n = len - off;
+		if ((rc = md5_differs(d, a, out + off, n, 1, &differs, e)) != FW_OK)
+			return rc;
+		for (poff = 0; differs && poff < n; poff += REPAIR_PIECE) {
+			uint32_t pn = n - poff < REPAIR_PIECE ? n - poff : REPAIR_PIECE;
+			bool pdiff = true;
+
+			if ((rc = md5_differs(d, a + poff, out + off + poff, pn, 1, &pdiff,
+					      e)) != FW_OK)
+				return rc;
+			if (pdiff && (rc = read_range(d, a + poff, pn, out + off + poff, false,
+						      reentries, e)) != FW_OK)
+				return rc;
+		}
+		off += n;
+	}
+	return FW_OK;
+}
+
 static int esp_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
 		    struct fw_err *e)
 {
 	struct esp_dev *x = d->priv;
 	uint8_t want[MD5_LEN], got[MD5_LEN];
-	uint32_t off;
+	unsigned pass, reentries = 0;
 	int rc;
 
 	if ((rc = require_identified(d, e)) != FW_OK)
@@ -1321,36 +1708,32 @@ static int esp_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
 				  (unsigned long long)addr + len - 1, flash_size_of(d) / 1024);
 	if ((rc = esp32_prepare(d, e)) != FW_OK)
 		return rc;
-	for (off = 0; off < len; off += ESP_PROTO_READ_SLOW_LEN) {
-		uint32_t n = len - off < ESP_PROTO_READ_SLOW_LEN ? len - off
-								 : ESP_PROTO_READ_SLOW_LEN;
-		struct esp_proto_req r;
-		struct esp_proto_resp resp;
-		char what[64];
-
-		if ((rc = esp_proto_req_read_flash_slow(&r, addr + off, n, e)) != FW_OK)
-			return rc;
-		snprintf(what, sizeof what, "reading 0x%X", addr + off);
-		if ((rc = command_retry(d, &r, x->opt.timeout_ms, &resp, what, e)) != FW_OK)
-			return rc;
-		if (resp.result_len < n)
-			return fw_err_set(e, FW_EPROTO, "the chip sent %zu bytes for 0x%X, "
-					  "expected %u", resp.result_len, addr + off, n);
-		memcpy(out + off, resp.result, n);
-		progress(d, "read", (uint64_t)off + n, len);
-	}
-	/* READ_FLASH_SLOW carries no checksum: a backup counts only once the
-	 * chip's own MD5 of the region agrees with what arrived. */
-	if ((rc = md5_on_chip(d, addr, len, want, e)) != FW_OK)
+	if ((rc = read_range(d, addr, len, out, true, &reentries, e)) != FW_OK)
 		return rc;
-	if (integrity_md5(out, len, got) != FW_OK)
-		return fw_err_set(e, FW_ENOMEM, "could not compute an MD5 on this computer");
-	if (!integrity_equal(want, got, MD5_LEN))
-		return fw_err_set(e, FW_EINTEGRITY,
-				  "the data read from 0x%X-0x%X does not match the chip's MD5 of "
-				  "that region (bytes were corrupted on the serial line): read again",
-				  addr, addr + len - 1);
-	return FW_OK;
+	/* READ_FLASH_SLOW carries no checksum: a backup counts only once the
+	 * chip's own MD5 of the region agrees with what arrived. When it does
+	 * not, the pieces whose MD5 differs are read again. */
+	for (pass = 0;; pass++) {
+		if ((rc = md5_on_chip(d, addr, len, want, e)) != FW_OK)
+			return rc;
+		if (integrity_md5(out, len, got) != FW_OK)
+			return fw_err_set(e, FW_ENOMEM, "could not compute an MD5 on this computer");
+		if (integrity_equal(want, got, MD5_LEN))
+			return FW_OK;
+		if (pass >= READ_REPAIRS)
+			break;
+		esp_log(d, "the data read from 0x%X-0x%X does not match the chip's MD5 of that "
+			"region (bytes were damaged on the serial line); reading the differing "
+			"pieces again (try %u of %u)", addr, addr + len - 1, pass + 2,
+			READ_REPAIRS + 1);
+		if ((rc = repair_range(d, addr, len, out, &reentries, e)) != FW_OK)
+			return rc;
+	}
+	return fw_err_set(e, FW_EINTEGRITY,
+			  "the data read from 0x%X-0x%X does not match the chip's MD5 of that "
+			  "region after %u reads (bytes keep being corrupted on the serial "
+			  "line): check the cable, or choose a lower baud rate in the profile",
+			  addr, addr + len - 1, READ_REPAIRS + 1);
 }
 
 static void mismatch_add(struct device_verify_result *r, uint32_t addr, uint32_t len)
@@ -1385,7 +1768,7 @@ static int narrow_down(struct device *d, uint32_t addr, const uint8_t *data, uin
 
 		if (n > len - off)
 			n = len - off;
-		if ((rc = md5_differs(d, a, data + off, n, &differs, e)) != FW_OK)
+		if ((rc = md5_differs(d, a, data + off, n, MD5_ASKS, &differs, e)) != FW_OK)
 			return rc;
 		if (differs)
 			mismatch_add(r, a, n);
@@ -1394,23 +1777,14 @@ static int narrow_down(struct device *d, uint32_t addr, const uint8_t *data, uin
 	return FW_OK;
 }
 
-static int esp_verify(struct device *d, const struct image *img,
-		      struct device_verify_result *r, struct fw_err *e)
+static int verify_once(struct device *d, const struct image *img,
+		       struct device_verify_result *r, struct fw_err *e)
 {
-	struct esp_dev *x = d->priv;
 	uint64_t total, done = 0;
 	size_t i, before;
 	int rc;
 
-	if (r)
-		memset(r, 0, sizeof *r);
-	if ((rc = require_identified(d, e)) != FW_OK)
-		return rc;
-	if (!img || !r)
-		return fw_err_set(e, FW_EINVAL, "esp: nothing to verify");
-	if (x->loader == ESP_LOADER_ESP8266_ROM)
-		return fw_err_set(e, FW_EUNSUPPORTED, "cannot verify on this loader: %s",
-				  DEV_ESP_ESP8266_WHY_NOT);
+	memset(r, 0, sizeof *r);
 	if ((rc = esp32_prepare(d, e)) != FW_OK)
 		return rc;
 	snprintf(r->method, sizeof r->method, "md5 on chip");
@@ -1421,8 +1795,8 @@ static int esp_verify(struct device *d, const struct image *img,
 		const struct image_range *rg = image_range_get(img, i);
 		bool differs = false;
 
-		if ((rc = md5_differs(d, rg->addr, rg->data, (uint32_t)rg->len, &differs,
-				      e)) != FW_OK)
+		if ((rc = md5_differs(d, rg->addr, rg->data, (uint32_t)rg->len, MD5_ASKS,
+				      &differs, e)) != FW_OK)
 			return rc;
 		if (differs) {
 			before = r->nmismatch;
@@ -1446,6 +1820,41 @@ static int esp_verify(struct device *d, const struct image *img,
 				  r->nmismatch, r->nmismatch == 1 ? "" : "s", r->mismatch[0].addr,
 				  r->mismatch[0].addr + r->mismatch[0].len - 1);
 	return FW_OK;
+}
+
+/* verify_once(); when the loader goes silent it is put back and the verify
+ * runs again from the start (at most READ_REENTRIES times). */
+static int esp_verify(struct device *d, const struct image *img,
+		      struct device_verify_result *r, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	unsigned tries;
+	int rc;
+
+	if (r)
+		memset(r, 0, sizeof *r);
+	if ((rc = require_identified(d, e)) != FW_OK)
+		return rc;
+	if (!img || !r)
+		return fw_err_set(e, FW_EINVAL, "esp: nothing to verify");
+	if (x->loader == ESP_LOADER_ESP8266_ROM)
+		return fw_err_set(e, FW_EUNSUPPORTED, "cannot verify on this loader: %s",
+				  DEV_ESP_ESP8266_WHY_NOT);
+	for (tries = 0;; tries++) {
+		struct fw_err le = { 0 };
+
+		fw_err_clear(&le);
+		rc = verify_once(d, img, r, &le);
+		if (rc == FW_OK || rc == FW_EVERIFY || x->fail != FAIL_TIMEOUT ||
+		    tries >= READ_REENTRIES) {
+			copy_err(e, &le);
+			return rc;
+		}
+		esp_log(d, "%s; verifying again (try %u of %u)", le.msg, tries + 2,
+			READ_REENTRIES + 1);
+		if ((rc = recover_loader(d, "verifying", e)) != FW_OK)
+			return rc;
+	}
 }
 
 /* ---- leaving ---- */

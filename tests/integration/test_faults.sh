@@ -165,6 +165,7 @@ add esp32 drop-rx:0.0003 1 2 3
 add esp32 corrupt-rx:0.0003 1 2 3 4
 add esp32 reset-write:1 1
 add esp32 reset-write:4 1
+add esp32 reset-write:8 1
 add esp32 hang:30 1
 add esp32 "hang:$(hang_at esp32 FLASH_DEFL_BEGIN first)" 1
 add esp32 "hang:$(hang_at esp32 FLASH_DEFL_DATA last)" 1
@@ -175,6 +176,7 @@ add esp8266 corrupt:0.0003 1 2 3
 add esp8266 corrupt-rx:0.0005 1 2
 add esp8266 delay:0.0005 1
 add esp8266 reset-write:3 1
+add esp8266 reset-write:7 1
 add esp8266 "hang:$(hang_at esp8266 FLASH_BEGIN last)" 1
 add esp8266 "hang:$(hang_at esp8266 FLASH_DATA last)" 1
 
@@ -247,4 +249,28 @@ r8266=$(grep -l '^[^|]*|esp8266|drop:0|' "$TMP"/r*.row | head -n 1)
 [ "$(cut -d'|' -f7 "$r8266")" = unsafe-written ] &&
 	ok "the fault-free ESP8266 run writes the image and says it is not verified" ||
 	bad "the fault-free ESP8266 run writes the image ($(cut -d'|' -f7 "$r8266"))"
+# Faults the driver recovers from (resend after a damaged reply, a region
+# started again after a reset): the image must be in place, verified on the
+# ESP32, "not verified" (exit 10) on the ESP8266 ROM.
+# expect_verdict CHIP FAULT SEED VERDICT...
+expect_verdict() {
+	local chip=$1 fault=$2 seed=$3 row v
+	shift 3
+	row=$(grep -l "^[^|]*|$chip|$fault|$seed|" "$TMP"/r*.row | head -n 1)
+	v=$([ -n "$row" ] && cut -d'|' -f7 "$row")
+	case " $* " in
+	*" $v "*) ok "$chip $fault seed $seed recovers ($v)" ;;
+	*) bad "$chip $fault seed $seed recovers (got '${v:-no run}', want $*)" \
+		"$([ -n "$row" ] && cut -d'|' -f8 "$row")" ;;
+	esac
+}
+expect_verdict esp32 drop:0.0003 1 ok recovered
+expect_verdict esp32 reset-write:1 1 recovered
+expect_verdict esp32 reset-write:4 1 recovered
+expect_verdict esp32 reset-write:8 1 recovered
+expect_verdict esp32 "hang:$(hang_at esp32 FLASH_DEFL_DATA last)" 1 recovered
+expect_verdict esp8266 drop:0.0003 2 unsafe-written
+expect_verdict esp8266 reset-write:3 1 unsafe-written
+expect_verdict esp8266 reset-write:7 1 unsafe-written
+expect_verdict esp8266 "hang:$(hang_at esp8266 FLASH_DATA last)" 1 unsafe-written
 finish

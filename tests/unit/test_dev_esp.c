@@ -54,6 +54,16 @@ struct fake {
 	bool refuse_defl;         /* answer FLASH_DEFL_BEGIN like an unknown
 	                           * command: 0x05 under a foreign opcode */
 	uint8_t fail_begin_code;  /* answer FLASH_BEGIN with this error */
+	uint8_t garble_op;        /* this many replies to garble_op lose a */
+	unsigned garble_left;     /* byte on the line (wrong length) */
+	int malformed_seq;        /* answer 0x05 once to this data block, as */
+	bool malformed_done;      /* if a byte of it had been lost */
+	int reset_seq;            /* the chip resets during this data block */
+	bool reset_done;
+	bool lost;                /* reset: silent until the lines reset it */
+	bool write_open;          /* a FLASH_(DEFL_)BEGIN since the last reset */
+	uint32_t bad_read_addr;   /* one READ_FLASH_SLOW of it returns a bent */
+	bool bad_read_done;       /* byte in a well-formed reply */
 
 	/* what the driver did */
 	unsigned syncs;
@@ -123,6 +133,17 @@ static void spi_run(struct fake *f)
 
 static void reply(struct fake *f, struct esp_proto_resp *resp)
 {
+	if (f->garble_left && resp->op == f->garble_op) {
+		struct strbuf tmp = STRBUF_INIT;
+
+		/* the frame arrives one byte short: its size field lies */
+		f->garble_left--;
+		assert_int_equal(esp_proto_response_frame(resp, &tmp, NULL), FW_OK);
+		strbuf_add(&f->out, tmp.s, 5);
+		strbuf_add(&f->out, tmp.s + 6, tmp.len - 6);
+		strbuf_free(&tmp);
+		return;
+	}
 	if (f->foreign) {
 		/* a surplus SYNC reply, then noise whose stray 0xC0 swallows
 		 * the real reply's opening delimiter */
@@ -172,7 +193,7 @@ static void handle(struct fake *f, const uint8_t *pkt, size_t n)
 	if (esp_proto_request_parse(pkt, n, &r, NULL) != FW_OK)
 		return;
 	f->ops[r.op]++;
-	if (f->silent)
+	if (f->silent || f->lost)
 		return;
 	esp_proto_response_init(&resp, r.op, f->loader);
 	if (!esp_proto_supports(f->loader, r.op)) {
@@ -237,6 +258,7 @@ static void handle(struct fake *f, const uint8_t *pkt, size_t n)
 						       ESP_PROTO_SECTOR));
 			}
 		}
+		f->write_open = true;
 		f->wr_addr = b.offset;
 		f->wr_block = b.block_size;
 		f->wr_len = b.size;
@@ -263,6 +285,29 @@ static void handle(struct fake *f, const uint8_t *pkt, size_t n)
 		f->seq_log[f->nseq++] = dt.seq;
 		if (f->drop_data)
 			return;
+		if (!f->write_open) {
+			/* the ROM knows of no write: "operation failed" */
+			esp_proto_response_fail(&resp, f->loader, 0x06);
+			break;
+		}
+		if ((int)dt.seq == f->malformed_seq && !f->malformed_done) {
+			f->malformed_done = true;
+			esp_proto_response_fail(&resp, f->loader, 0x05);
+			break;
+		}
+		if ((int)dt.seq == f->reset_seq && !f->reset_done) {
+			/* half the block reaches the flash, then the chip
+			 * reboots: no reply, and the write is forgotten */
+			f->reset_done = true;
+			if (r.op == ESP_OP_FLASH_DATA)
+				program(f, f->wr_addr + dt.seq * f->wr_block, dt.data, dt.len / 2);
+			f->lost = true;
+			f->write_open = false;
+			if (f->z_active)
+				inflateEnd(&f->z);
+			f->z_active = false;
+			return;
+		}
 		if ((int)dt.seq == f->bad_checksum_seq && !f->bad_checksum_done) {
 			/* as if a byte had been corrupted on the line */
 			f->bad_checksum_done = true;
@@ -309,6 +354,10 @@ static void handle(struct fake *f, const uint8_t *pkt, size_t n)
 		assert_int_equal(esp_proto_request_word(&r, 0, &w0, NULL), FW_OK);
 		assert_true(w0 + 64 <= FLASH_SIZE);
 		memcpy(result, f->flash + w0, 64);
+		if (w0 == f->bad_read_addr && !f->bad_read_done) {
+			f->bad_read_done = true;
+			result[10] ^= 0x10;
+		}
 		resp.result = result;
 		resp.result_len = 64;
 		break;
@@ -412,17 +461,33 @@ static void log_line(struct fake *f, int dtr, int rts, bool tight)
 	}
 }
 
+/* EN pulled low: the chip restarts (into the loader: the fake does not
+ * model the boot straps) and forgets the write. */
+static void lines_changed(struct fake *f, int rts)
+{
+	if (rts == 1) {
+		f->lost = false;
+		f->write_open = false;
+	}
+}
+
 static int fake_set_lines(struct transport *t, int dtr, int rts, struct fw_err *e)
 {
+	struct fake *f = t->priv;
+
 	(void)e;
-	log_line(t->priv, dtr, rts, false);
+	log_line(f, dtr, rts, false);
+	lines_changed(f, rts);
 	return FW_OK;
 }
 
 static int fake_set_lines_tight(struct transport *t, int dtr, int rts, struct fw_err *e)
 {
+	struct fake *f = t->priv;
+
 	(void)e;
-	log_line(t->priv, dtr, rts, true);
+	log_line(f, dtr, rts, true);
+	lines_changed(f, rts);
 	return FW_OK;
 }
 
@@ -508,6 +573,9 @@ static struct rig *rig_new(enum esp_proto_loader l)
 	slip_decoder_init(&f->dec, f->dbuf, sizeof f->dbuf);
 	f->lines = true;
 	f->bad_checksum_seq = -1;
+	f->malformed_seq = -1;
+	f->reset_seq = -1;
+	f->bad_read_addr = 0xFFFFFFFFu;
 	f->jedec = 0x1640EF; /* ef 40 16: Winbond 4 MB */
 	if (l == ESP_LOADER_ESP8266_ROM) {
 		const struct esp_proto_spi_regs *s = esp_proto_spi_regs(ESP_FAMILY_ESP8266);
@@ -1002,9 +1070,14 @@ static void test_block_timeout_gives_up(void **state)
 	start = transport_now_ns();
 	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_ETIMEOUT);
 	assert_true(ms_since(start) < 3000);
-	assert_int_equal(r->f.nseq, 3); /* block 0, three times */
-	assert_int_equal(r->f.seq_log[2], 0);
-	assert_non_null(strstr(e.msg, "failed 3 times"));
+	/* two silences end a try; the region is started 3 times, always
+	 * with FLASH_BEGIN, and block 0 never gets an answer */
+	assert_int_equal(r->f.nseq, 6);
+	assert_int_equal(r->f.seq_log[5], 0);
+	/* the attach, then 3 starts with an attach before each restart */
+	assert_int_equal(r->f.ops[ESP_OP_FLASH_BEGIN], 1 + 3 + 2);
+	assert_non_null(strstr(e.msg, "started 3 times"));
+	assert_non_null(strstr(e.msg, "failed 2 times"));
 	assert_non_null(strstr(e.msg, "0x10000"));
 	image_free(&img);
 	free(data);
@@ -1153,6 +1226,235 @@ static void test_esp32_skip_unchanged(void **state)
 	rig_free(r);
 }
 
+
+/* ---- recovery ---- */
+
+/* Bytes zlib cannot shrink, so a compressed write takes several blocks. */
+static uint8_t *noise(size_t n, uint32_t seed)
+{
+	uint8_t *p = malloc(n);
+	uint32_t v = seed | 1u;
+	size_t i;
+
+	assert_non_null(p);
+	for (i = 0; i < n; i++) {
+		v ^= v << 13;
+		v ^= v >> 17;
+		v ^= v << 5;
+		p[i] = (uint8_t)v;
+	}
+	return p;
+}
+
+static void test_garbled_reply_resent(void **state)
+{
+	struct rig *r = rig_new(ESP_LOADER_ESP32_ROM);
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	uint8_t back[0x100];
+
+	(void)state;
+	assert_int_equal(r->d.ops->connect(&r->d, &e), FW_OK);
+	/* the first READ_REG reply (the chip magic) loses a byte */
+	r->f.garble_op = ESP_OP_READ_REG;
+	r->f.garble_left = 1;
+	assert_int_equal(r->d.ops->identify(&r->d, &id, &e), FW_OK);
+	assert_int_equal(id.chip_magic, 0x00F01D83u);
+	assert_int_equal(r->f.garble_left, 0);
+	assert_non_null(strstr(logtext(r), "announces"));
+	assert_non_null(strstr(logtext(r), "try 2 of 3"));
+
+	/* a damaged READ_FLASH_SLOW reply: asked again, the backup holds */
+	r->f.garble_op = ESP_OP_READ_FLASH_SLOW;
+	r->f.garble_left = 1;
+	assert_int_equal(r->d.ops->read(&r->d, 0x8000, sizeof back, back, &e), FW_OK);
+	assert_memory_equal(back, r->f.flash + 0x8000, sizeof back);
+	assert_int_equal(r->f.ops[ESP_OP_READ_FLASH_SLOW], sizeof back / 64 + 1);
+
+	/* damaged every time: bounded, and said */
+	r->f.garble_left = 100;
+	assert_int_equal(r->d.ops->read(&r->d, 0x8000, 64, back, &e), FW_EPROTO);
+	assert_non_null(strstr(e.msg, "failed 3 times"));
+	assert_non_null(strstr(e.msg, "0x8000"));
+	rig_free(r);
+}
+
+static void test_malformed_block_resent(void **state)
+{
+	struct rig *r = rig_new(ESP_LOADER_ESP8266_ROM);
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	struct image img = IMAGE_INIT;
+	uint8_t *data = pattern(0x1000, 29);
+
+	(void)state;
+	connect_identify(r, &id);
+	r->f.malformed_seq = 2;
+	assert_int_equal(image_from_bin(&img, data, 0x1000, 0x30000, NULL), FW_OK);
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	/* block 2 answered 0x05 (a short frame): sent again, same number,
+	 * without a second erase */
+	assert_int_equal(r->f.nseq, 5);
+	assert_int_equal(r->f.seq_log[2], 2);
+	assert_int_equal(r->f.seq_log[3], 2);
+	assert_int_equal(r->f.ops[ESP_OP_FLASH_BEGIN], 2);
+	assert_memory_equal(r->f.flash + 0x30000, data, 0x1000);
+	assert_non_null(strstr(logtext(r), "0105"));
+	assert_non_null(strstr(logtext(r), "resynchronising"));
+	image_free(&img);
+	free(data);
+	rig_free(r);
+}
+
+static void test_reset_mid_write_recovered(void **state)
+{
+	struct rig *r = rig_new(ESP_LOADER_ESP8266_ROM);
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	struct image img = IMAGE_INIT;
+	const uint32_t len = 0x2000;
+	uint8_t *data = pattern(len, 31);
+	size_t i, begins = 0, syncs;
+
+	(void)state;
+	connect_identify(r, &id);
+	syncs = r->f.syncs;
+	r->f.reset_seq = 3;
+	assert_int_equal(image_from_bin(&img, data, len, 0x20000, NULL), FW_OK);
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	/* the loader was entered again (a reset, a SYNC, the magic) */
+	assert_true(r->f.syncs > syncs);
+	assert_non_null(strstr(logtext(r), "resetting the chip into the bootloader"));
+	assert_non_null(strstr(logtext(r), "again from its start (try 2 of 3)"));
+	/* and the region written again from FLASH_BEGIN with the same
+	 * compensated erase: attach, begin, attach again, begin again */
+	for (i = 0; i < r->f.nbegin; i++)
+		if (r->f.begin[i].size) {
+			assert_int_equal(r->f.begin[i].offset, 0x20000);
+			assert_int_equal(r->f.begin[i].size,
+					 esp_proto_erase_size(0x20000, len));
+			begins++;
+		}
+	assert_int_equal(begins, 2);
+	assert_int_equal(r->f.seq_log[r->f.nseq - 8], 0);
+	assert_int_equal(r->f.seq_log[r->f.nseq - 1], 7);
+	assert_memory_equal(r->f.flash + 0x20000, data, len);
+	assert_false(r->progress_backwards);
+	image_free(&img);
+	free(data);
+	rig_free(r);
+}
+
+static void test_reset_mid_write_compressed(void **state)
+{
+	struct rig *r = rig_new(ESP_LOADER_ESP32_ROM);
+	struct device_identity id;
+	struct device_verify_result vr;
+	struct fw_err e = { 0 };
+	struct image img = IMAGE_INIT;
+	const uint32_t len = 0x6000;
+	uint8_t *data = noise(len, 41);
+
+	(void)state;
+	connect_identify(r, &id);
+	r->f.reset_seq = 2;
+	assert_int_equal(image_from_bin(&img, data, len, 0x40000, NULL), FW_OK);
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	assert_int_equal(r->f.ops[ESP_OP_FLASH_DEFL_BEGIN], 2);
+	/* after the reset: attach, flash size and baud rate again */
+	assert_int_equal(r->f.ops[ESP_OP_SPI_ATTACH], 2);
+	assert_int_equal(r->f.ops[ESP_OP_SPI_SET_PARAMS], 2);
+	assert_int_equal(r->f.ops[ESP_OP_CHANGE_BAUDRATE], 2);
+	assert_int_equal(r->f.host_baud, 460800);
+	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
+	assert_memory_equal(r->f.flash + 0x40000, data, len);
+	image_free(&img);
+	free(data);
+	rig_free(r);
+}
+
+static void test_compressed_garbled_reply_restarts(void **state)
+{
+	struct rig *r = rig_new(ESP_LOADER_ESP32_ROM);
+	struct device_identity id;
+	struct device_verify_result vr;
+	struct fw_err e = { 0 };
+	struct image img = IMAGE_INIT;
+	const uint32_t len = 0x6000;
+	uint8_t *data = noise(len, 43);
+
+	(void)state;
+	connect_identify(r, &id);
+	/* the ROM took block 0 but its reply was damaged: sending block 0
+	 * again would feed it to inflate twice, so the region starts over */
+	r->f.garble_op = ESP_OP_FLASH_DEFL_DATA;
+	r->f.garble_left = 1;
+	assert_int_equal(image_from_bin(&img, data, len, 0x50000, NULL), FW_OK);
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	assert_int_equal(r->f.ops[ESP_OP_FLASH_DEFL_BEGIN], 2);
+	assert_int_equal(r->f.seq_log[0], 0);
+	assert_int_equal(r->f.seq_log[1], 0); /* the new stream's first block */
+	assert_null(strstr(logtext(r), "resetting")); /* the loader answered */
+	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
+	assert_memory_equal(r->f.flash + 0x50000, data, len);
+
+	/* a block the ROM plainly rejected (checksum) is resent in place */
+	r->f.bad_checksum_seq = 1;
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	assert_int_equal(r->f.ops[ESP_OP_FLASH_DEFL_BEGIN], 3);
+	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
+	image_free(&img);
+	free(data);
+	rig_free(r);
+}
+
+static void test_reset_mid_write_without_lines(void **state)
+{
+	struct rig *r = rig_new(ESP_LOADER_ESP8266_ROM);
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	struct image img = IMAGE_INIT;
+	uint8_t *data = pattern(0x1000, 37);
+	uint64_t start;
+
+	(void)state;
+	r->f.lines = false;
+	connect_identify(r, &id);
+	r->f.reset_seq = 1;
+	assert_int_equal(image_from_bin(&img, data, 0x1000, 0x10000, NULL), FW_OK);
+	start = transport_now_ns();
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_ETIMEOUT);
+	assert_true(ms_since(start) < 3000);
+	assert_non_null(strstr(e.msg, "no DTR/RTS"));
+	assert_non_null(strstr(e.msg, "0x10000"));
+	assert_non_null(strstr(e.msg, "hold FLASH"));
+	assert_int_equal(r->f.nlines, 0);
+	image_free(&img);
+	free(data);
+	rig_free(r);
+}
+
+static void test_backup_md5_mismatch_reread(void **state)
+{
+	struct rig *r = rig_new(ESP_LOADER_ESP32_ROM);
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	uint8_t *back = malloc(0x2000);
+
+	(void)state;
+	assert_non_null(back);
+	connect_identify(r, &id);
+	/* one byte bent inside a well-formed reply: only the MD5 sees it */
+	r->f.bad_read_addr = 0x61040;
+	assert_int_equal(r->d.ops->read(&r->d, 0x60000, 0x2000, back, &e), FW_OK);
+	assert_memory_equal(back, r->f.flash + 0x60000, 0x2000);
+	/* only the differing 256 bytes were read again */
+	assert_int_equal(r->f.ops[ESP_OP_READ_FLASH_SLOW], 0x2000 / 64 + 256 / 64);
+	assert_non_null(strstr(logtext(r), "reading the differing pieces again"));
+	free(back);
+	rig_free(r);
+}
+
 /* ---- leave, caps, table ---- */
 
 static void test_leave_hard_and_soft(void **state)
@@ -1226,6 +1528,13 @@ int main(void)
 		cmocka_unit_test(test_esp32_write_compressed_and_verify),
 		cmocka_unit_test(test_esp32_uncompressed_fallback_and_read),
 		cmocka_unit_test(test_esp32_skip_unchanged),
+		cmocka_unit_test(test_garbled_reply_resent),
+		cmocka_unit_test(test_malformed_block_resent),
+		cmocka_unit_test(test_reset_mid_write_recovered),
+		cmocka_unit_test(test_reset_mid_write_compressed),
+		cmocka_unit_test(test_compressed_garbled_reply_restarts),
+		cmocka_unit_test(test_reset_mid_write_without_lines),
+		cmocka_unit_test(test_backup_md5_mismatch_reread),
 		cmocka_unit_test(test_leave_hard_and_soft),
 		cmocka_unit_test(test_caps_before_identify_and_table),
 	};
