@@ -175,10 +175,11 @@ int transport_wait_fd(int fd, short events, uint64_t deadline_ns,
 /* Loops TIOCOUTQ until the output queue is empty, then tcdrain. */
 int transport_drain_fd(int fd, const char *path, uint64_t deadline_ns,
 	struct fw_err *e);
-/* Scans /proc/<pid>/fd for a process that has `path` open and writes e.g.
- * "screen (pid 1234)" into buf; 0 if one was found, -1 if not. Another
- * process is preferred; this one counts only without others_only. Best
- * effort: processes we may not inspect are skipped. */
+/* Scans /proc/<pid>/fd for processes that have `path` open and writes them
+ * all, e.g. "screen (pid 1234), minicom (pid 99)", into buf (as many as
+ * fit); 0 if one was found, -1 if not. Other processes are preferred; this
+ * one counts only without others_only. Best effort: processes we may not
+ * inspect are skipped. */
 int transport_find_holder(const char *path, int others_only, char *buf,
 	size_t size);
 /* FW_EBUSY when another process has `path` open even without a lock (cat,

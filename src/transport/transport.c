@@ -116,7 +116,8 @@ int transport_find_holder(const char *path, int others_only, char *buf,
 	char real[PATH_MAX], comm[64];
 	DIR *proc;
 	struct dirent *de;
-	int self = (int)getpid(), self_holds = 0, other = 0;
+	int self = (int)getpid(), self_holds = 0, others = 0;
+	size_t len = 0;
 
 	if (!path || !buf || size == 0)
 		return -1;
@@ -126,32 +127,41 @@ int transport_find_holder(const char *path, int others_only, char *buf,
 	proc = opendir("/proc");
 	if (!proc)
 		return -1;
-	while ((de = readdir(proc)) != NULL) {
+	/* Every other holder is named: on a pty the simulator holds the
+	 * other side on purpose, and naming only the first process found
+	 * would blame it for the real culprit. */
+	while ((de = readdir(proc)) != NULL && len + 1 < size) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
+		int n;
 
 		if (*end || pid <= 0 || pid > INT_MAX)
 			continue;
 		if (!pid_holds((int)pid, real))
 			continue;
 		/* This process shows up too (the descriptor it just opened);
-		 * another holder is the better answer. */
+		 * other holders are the better answer. */
 		if ((int)pid == self) {
 			self_holds = 1;
 			continue;
 		}
-		other = (int)pid;
-		break;
+		if (read_comm((int)pid, comm, sizeof comm) != 0)
+			snprintf(comm, sizeof comm, "a process");
+		n = snprintf(buf + len, size - len, "%s%s (pid %ld)", others ? ", " : "", comm,
+			     pid);
+		if (n < 0 || (size_t)n >= size - len)
+			break;
+		len += (size_t)n;
+		others++;
 	}
 	closedir(proc);
-	if (!other && (others_only || !self_holds))
+	if (others)
+		return 0;
+	if (others_only || !self_holds)
 		return -1;
-	if (!other)
-		other = self;
-	if (read_comm(other, comm, sizeof comm) != 0)
+	if (read_comm(self, comm, sizeof comm) != 0)
 		snprintf(comm, sizeof comm, "a process");
-	snprintf(buf, size, "%s (pid %d%s)", comm, other,
-		other == self ? ", this process" : "");
+	snprintf(buf, size, "%s (pid %d, this process)", comm, self);
 	return 0;
 }
 
@@ -174,7 +184,7 @@ static int busy_message(struct fw_err *e, const char *path,
 
 static int busy_error(struct fw_err *e, const char *path)
 {
-	char holder[128];
+	char holder[512];
 	int found = transport_find_holder(path, 0, holder, sizeof holder) == 0;
 
 	return busy_message(e, path, found ? holder : NULL);
@@ -182,7 +192,7 @@ static int busy_error(struct fw_err *e, const char *path)
 
 int transport_check_other_holders(const char *path, struct fw_err *e)
 {
-	char holder[128];
+	char holder[512];
 
 	/* Programs that take no lock (cat, a terminal without exclusive
 	 * mode, brltty grabbing a CH340) would still read our replies away. */

@@ -124,6 +124,7 @@ expect_rc 6 "a port held by another flashwise is refused (exit 6)" \
 	fw detect --port "$SIM_PORT" --profile $P
 expect_in "in use by another program" "the message says the port is in use" "$ERR"
 expect_in "held by" "the message names a holder" "$ERR"
+expect_in "flashwise (pid $holder)" "the message names the other flashwise, not only the simulator" "$ERR"
 kill -TERM "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null
 
@@ -154,7 +155,7 @@ mkdir "$TMP/bkt"
 expect_rc 0 "termios: write to a board already in its loader" \
 	fw_termios write --port "$SIM_PORT" --profile $P "$TMP/t.bin@factory" --backup-dir "$TMP/bkt"
 expect_in "waiting for the bootloader" "termios: the manual entry message is shown" "$ERR"
-expect_in "hold BOOT" "termios: it says which buttons to use" "$ERR"
+expect_in "Hold BOOT" "termios: it says which buttons to use" "$ERR"
 same_bytes "termios: the flash holds the image" "$TMP/t.bin" 0x10000
 [ "$(wc -l <"$SIM_LINES")" -eq 0 ] && ok "termios: no modem line moved" ||
 	bad "termios: no modem line moved" "$(cat "$SIM_LINES")"
