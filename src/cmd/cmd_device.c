@@ -154,8 +154,10 @@ static void print_identity(struct session *s)
 	if (id->has_signature)
 		fprintf(f, "signature: %02X %02X %02X\n", id->signature[0], id->signature[1],
 			id->signature[2]);
-	if (id->flash_id || id->flash_size)
+	if (id->flash_id)
 		fprintf(f, "flash: %u KB (JEDEC id 0x%06X)\n", id->flash_size / 1024, id->flash_id);
+	else if (id->flash_size)
+		fprintf(f, "flash: %u KB\n", id->flash_size / 1024);
 	if (id->crystal_mhz)
 		fprintf(f, "crystal: %u MHz\n", id->crystal_mhz);
 }

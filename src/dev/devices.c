@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "dev_esp.h"
+#include "dev_stk500.h"
 
 const struct device_ops *device_ops_for(const struct profile *p)
 {
@@ -13,7 +14,7 @@ const struct device_ops *device_ops_for(const struct profile *p)
 	case PROFILE_PROTO_ESP_ROM:
 		return &dev_esp_ops;
 	case PROFILE_PROTO_STK500V1:
-		break;
+		return &dev_stk500_ops;
 	}
 	return NULL;
 }
