@@ -133,6 +133,24 @@ $(SHIM_SO): tests/shim/pty_modem_shim.c
 $(SHIM_TEST): $(BUILD)/tests/shim/test_transport_shim.o $(TESTLIB_OBJ) $(LIB) | $(SHIM_SO)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(LDLIBS)
 
+# The simulated Arduino Uno for the STK500v1 tests (tests/avr/): simavr
+# running the real Arduino bootloaders, which are built from the Debian
+# arduino-core-avr sources at build time (third-party firmware is never
+# committed). Test-only: it links libsimavr, never libflashwise.
+SIMAVR_CFLAGS := $(patsubst -I%,-isystem %,$(shell $(PKG_CONFIG) --cflags simavr 2>/dev/null))
+SIMAVR_LIBS   := $(shell $(PKG_CONFIG) --libs simavr 2>/dev/null)
+UNO_SIM    := $(BUILD)/tests/uno-sim
+AVR_STAMP  := $(BUILD)/avr/images.stamp
+
+$(UNO_SIM): tests/avr/uno_sim.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) $(SIMAVR_CFLAGS) -o $@ $< $(LDFLAGS) $(SIMAVR_LIBS) -lm
+
+# optiboot_atmega328.hex, ATmegaBOOT_168_atmega328.hex and uno_app.hex
+$(AVR_STAMP): tests/avr/build-bootloaders.sh tests/avr/uno_app.c
+	sh tests/avr/build-bootloaders.sh $(BUILD)/avr
+	@touch $@
+
 unit-bins: $(UNIT_BIN)
 
 # The test command of the README. Sanitizer pass last, on the unit suite.
@@ -145,8 +163,9 @@ check-cli: all
 	@sh tests/run-tests.sh cli $(sort $(wildcard tests/cli/test_*.sh))
 
 # flashwise against flashwise-sim over ptys; the shim gives them DTR/RTS.
-check-integration: all $(SHIM_SO)
-	@SHIM=$(SHIM_SO) sh tests/run-tests.sh integration $(sort $(wildcard tests/integration/test_*.sh))
+check-integration: all $(SHIM_SO) $(UNO_SIM) $(AVR_STAMP)
+	@SHIM=$(SHIM_SO) UNO_SIM=$(UNO_SIM) AVR_DIR=$(BUILD)/avr sh tests/run-tests.sh integration \
+		$(sort $(wildcard tests/integration/test_*.sh))
 
 check-asan:
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build-asan unit-bins all

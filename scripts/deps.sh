@@ -5,7 +5,8 @@
 set -eu
 
 PACKAGES="gcc make pkg-config libncurses-dev libserialport-dev libssl-dev openssl
-libiniparser-dev libcmocka-dev zlib1g-dev tmux mandoc"
+libiniparser-dev libcmocka-dev zlib1g-dev tmux mandoc
+gcc-avr avr-libc binutils-avr libsimavr-dev arduino-core-avr avrdude"
 
 missing=""
 for p in $PACKAGES; do
