@@ -17,7 +17,11 @@ $(printf '%s\n' "$HELP" | sed -n '/^Commands:/,/^$/p' | sed -n 's/^  \([a-z][a-z
 EOF2
 
 # Every long option of --help and of each command's help is in the man page.
-opts=$( (printf '%s\n' "$HELP"; for c in "image info" "image check" "image sample" "profile schema"; do "$FW" help $c; done) |
+commands=$(printf '%s\n' "$HELP" | sed -n '/^Commands:/,/^$/p' |
+	sed -n 's/^  \([a-z][a-z -]*[a-z]\)  .*/\1/p' | sed 's/ *$//' | grep -v '^help')
+[ "$(printf '%s\n' "$commands" | wc -l)" -ge 10 ] && ok "--help lists the commands" ||
+	bad "--help lists the commands" "$commands"
+opts=$( (printf '%s\n' "$HELP"; printf '%s\n' "$commands" | while read -r c; do "$FW" help $c; done) |
 	grep -oE -- '--[a-z][a-z0-9-]+' | sort -u)
 for o in $opts; do
 	expect_in "$(printf '%s' "$o" | sed 's/-/\\-/g')" "man documents $o" "$MAN1"
