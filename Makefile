@@ -172,7 +172,7 @@ check-asan:
 	@FW_SAN=1 sh tests/run-tests.sh unit-asan $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%) \
 		build-asan/tests/test_transport_shim
 
-bench: all $(BENCH_BIN)
+bench: all $(BENCH_BIN) $(SHIM_SO) $(UNO_SIM) $(AVR_STAMP)
 	@BUILD=$(BUILD) sh bench/run.sh
 
 # The README's first command: until the wizard exists, inspect a sample

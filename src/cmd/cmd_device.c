@@ -13,6 +13,7 @@
 #include "atomic.h"
 #include "cmd.h"
 #include "device.h"
+#include "dev_stk500.h"
 #include "devices.h"
 #include "exitcode.h"
 #include "fwfile.h"
@@ -33,12 +34,13 @@ struct dev_opts {
 	const char *output;
 	const char *backup_dir;
 	bool accept_no_backup;
+	bool only_changed;
 	const char *sha256, *sha256_file, *manifest, *sig;
 	uint32_t offset, size;
 	bool has_offset, has_size;
 };
 
-enum { OPT_ACCEPT = 256, OPT_BACKUP_DIR, OPT_OFFSET, OPT_SIZE };
+enum { OPT_ACCEPT = 256, OPT_BACKUP_DIR, OPT_OFFSET, OPT_SIZE, OPT_ONLY_CHANGED };
 
 static const struct option long_opts[] = {
 	{"port", required_argument, NULL, 'P'},
@@ -48,6 +50,7 @@ static const struct option long_opts[] = {
 	{"output", required_argument, NULL, 'o'},
 	{"backup-dir", required_argument, NULL, OPT_BACKUP_DIR},
 	{"accept-no-backup", no_argument, NULL, OPT_ACCEPT},
+	{"only-changed", no_argument, NULL, OPT_ONLY_CHANGED},
 	{"sha256", required_argument, NULL, 's'},
 	{"sha256-file", required_argument, NULL, 'S'},
 	{"manifest", required_argument, NULL, 'm'},
@@ -79,6 +82,7 @@ static int parse_opts(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 		case 'o': o->output = optarg; break;
 		case OPT_BACKUP_DIR: o->backup_dir = optarg; break;
 		case OPT_ACCEPT: o->accept_no_backup = true; break;
+		case OPT_ONLY_CHANGED: o->only_changed = true; break;
 		case 's': o->sha256 = optarg; break;
 		case 'S': o->sha256_file = optarg; break;
 		case 'm': o->manifest = optarg; break;
@@ -425,6 +429,11 @@ static int prepare_images(struct cmd_ctx *ctx, const struct dev_opts *o, int arg
 	if (!p)
 		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
 	rc = cmd_load_profile(ctx, o->profile, p);
+	/* Refused before the files are read or the port is opened. */
+	if (rc == FW_EXIT_OK && o->only_changed && p->protocol != PROFILE_PROTO_STK500V1)
+		rc = cmd_fail(ctx, FW_EXIT_USAGE, "--only-changed works with STK500v1 (Arduino) "
+			      "profiles only, not with %s (protocol %s)", p->id,
+			      profile_protocol_name(p->protocol));
 	if (rc == FW_EXIT_OK)
 		rc = load_images(ctx, p, o, argc, argv, files, nfiles, all, need_origin);
 	free(p);
@@ -489,6 +498,35 @@ static int verify_against(struct session *s, const struct image *all, bool after
 			"verify failed: %s", e.msg);
 }
 
+/* --only-changed: the backup read just before the write tells the driver
+ * what every page holds, so pages that already hold the new bytes are not
+ * written. Every page is still read back by the verify. Only the STK500v1
+ * driver keeps that page knowledge. */
+static int only_changed_setup(struct session *s)
+{
+	struct dev_stk500_options so;
+	struct fw_err e = {0};
+
+	if (s->d.ops != &dev_stk500_ops)
+		return cmd_fail(s->ctx, FW_EXIT_USAGE, "--only-changed works with STK500v1 "
+				"(Arduino) profiles only, not with %s (protocol %s)", s->p->id,
+				profile_protocol_name(s->p->protocol));
+	dev_stk500_options_default(&so);
+	so.skip_unchanged = true;
+	if (dev_stk500_set_options(&s->d, &so, &e) != FW_OK)
+		return cmd_fail(s->ctx, FW_EXIT_INTERNAL, "%s", e.msg);
+	return FW_EXIT_OK;
+}
+
+static void only_changed_report(struct session *s)
+{
+	struct dev_stk500_stats st;
+
+	if (dev_stk500_last_stats(&s->d, &st) == FW_OK)
+		fprintf(s->ctx->out, "pages: %zu written, %zu unchanged and not written\n",
+			st.pages_written, st.pages_skipped);
+}
+
 static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
 		      char **argv)
 {
@@ -513,6 +551,11 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 	opened = true;
 	if (rc != FW_EXIT_OK)
 		goto out;
+	if (o.only_changed) {
+		rc = only_changed_setup(&s);
+		if (rc != FW_EXIT_OK)
+			goto out;
+	}
 	if (s.caps.can_read) {
 		rc = backup_before_write(&s, &all, o.backup_dir ? o.backup_dir : ".");
 		if (rc != FW_EXIT_OK)
@@ -534,6 +577,8 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 		goto out;
 	}
 	fprintf(ctx->out, "write: %zu bytes written\n", image_total(&all));
+	if (o.only_changed)
+		only_changed_report(&s);
 	if (s.caps.can_hash || s.caps.can_read) {
 		rc = verify_against(&s, &all, true);
 	} else {
@@ -608,7 +653,7 @@ const struct cmd_entry cmd_write = {
 	.name = "write",
 	.usage = "--port PORT --profile P FILE[@ADDR|@PARTITION]... [--sha256 HEX | "
 		 "--sha256-file F | --manifest M] [--sig F] [--backup-dir DIR] "
-		 "[--accept-no-backup]",
+		 "[--accept-no-backup] [--only-changed]",
 	.summary = "check, back up, write and verify firmware files",
 	.options = DEVICE_OPTIONS
 		"  --sha256 HEX       the published SHA-256 of the (one) file\n"
@@ -616,7 +661,9 @@ const struct cmd_entry cmd_write = {
 		"  --manifest M       a manifest listing the files\n"
 		"  --sig F            detached signature, checked with the profile's key\n"
 		"  --backup-dir DIR   where the backup of the sectors written goes (default .)\n"
-		"  --accept-no-backup write even though this loader cannot read a backup\n",
+		"  --accept-no-backup write even though this loader cannot read a backup\n"
+		"  --only-changed     (Arduino) write only the pages whose contents differ from\n"
+		"                     the backup just read; every page is still verified\n",
 	.exec = write_exec,
 };
 

@@ -563,6 +563,39 @@ static int connect_failed(struct device *d, const char *after, struct fw_err *e)
 			  after, d->t->baud);
 }
 
+/* The rates Arduino bootloaders talk at: Optiboot 115200, ATmegaBOOT
+ * 57600. */
+static const unsigned loader_rates[] = { 115200u, 57600u };
+
+/* After no sync at the profile's rate: one reset + sync at each other
+ * bootloader rate. A bootloader at another rate is usually silent (it
+ * answers nothing it cannot frame), which otherwise reads like a dead
+ * port. Returns the rate that answered, or 0; the port is put back to its
+ * rate and the noise heard at the other rates is forgotten. */
+static unsigned probe_other_rates(struct device *d)
+{
+	struct stk_dev *x = d->priv;
+	unsigned orig = d->t->baud, found = 0;
+	size_t nnoise = x->nnoise, total = x->noise_total;
+	size_t i;
+
+	for (i = 0; i < sizeof loader_rates / sizeof loader_rates[0] && !found; i++) {
+		bool no_lines = false;
+
+		if (loader_rates[i] == orig)
+			continue;
+		if (transport_set_baud(d->t, loader_rates[i], NULL) != FW_OK)
+			break; /* a port that cannot change rate: no probe */
+		if (connect_auto(d, 1, &no_lines, NULL) == FW_OK)
+			found = loader_rates[i];
+	}
+	if (d->t->baud != orig)
+		(void)transport_set_baud(d->t, orig, NULL);
+	x->nnoise = nnoise;
+	x->noise_total = total;
+	return found;
+}
+
 static int stk_connect(struct device *d, struct fw_err *e)
 {
 	struct stk_dev *x;
@@ -584,6 +617,18 @@ static int stk_connect(struct device *d, struct fw_err *e)
 		if (rc != FW_ETIMEOUT)
 			return rc;
 		if (!no_lines) {
+			unsigned other = probe_other_rates(d);
+
+			if (other)
+				return fw_err_set(e, FW_ETIMEOUT,
+						  "the bootloader on %s answers at %u baud, not at "
+						  "the %u baud of profile %s: the baud rate is wrong "
+						  "for this board's bootloader (Optiboot, on the Uno "
+						  "and new Nanos, talks at 115200; the old ATmegaBOOT, "
+						  "Nano \"old bootloader\" and Duemilanove, at 57600): "
+						  "choose the profile that matches the board, or give "
+						  "--baud %u", d->t->path, other, d->t->baud,
+						  d->p->id, other);
 			snprintf(after, sizeof after, "after %u reset attempts",
 				 x->opt.connect_attempts);
 			return connect_failed(d, after, e);
