@@ -154,7 +154,7 @@ $(AVR_STAMP): tests/avr/build-bootloaders.sh tests/avr/uno_app.c
 unit-bins: $(UNIT_BIN)
 
 # The test command of the README. Sanitizer pass last, on the unit suite.
-check: all check-unit check-cli check-integration check-asan
+check: all check-unit check-cli check-integration helper-check check-asan
 
 check-unit: all unit-bins
 	@sh tests/run-tests.sh unit $(UNIT_BIN)
@@ -200,5 +200,58 @@ uninstall:
 
 clean:
 	rm -rf build build-* flashwise flashwise-sim
+
+# ---- flashwise's ESP8266 RAM helper (src/helper/) ----
+# The portable protocol logic also runs on the host: flashwise-sim serves
+# the helper protocol with it once the driver has uploaded the helper, and
+# test_helper_proto tests it.
+HELPER_HOST_OBJ := $(BUILD)/src/helper/helper_proto.o
+$(BUILD)/flashwise-sim: $(HELPER_HOST_OBJ)
+$(BUILD)/tests/test_helper_proto: $(HELPER_HOST_OBJ)
+
+# The lx106 build that the driver uploads is embedded as include/helper_blob.h
+# (committed: building flashwise needs no cross compiler). `make helper`
+# rebuilds it; `make helper-check` (part of `make check` where the cross
+# compiler is installed) rebuilds it into BUILD/helper and compares byte for
+# byte.
+XTENSA_PREFIX ?= xtensa-lx106-elf-
+HELPER_CC  := $(XTENSA_PREFIX)gcc
+HELPER_OUT := $(BUILD)/helper
+HELPER_LX_SRC := src/helper/lx106/start.S src/helper/lx106/main.c src/helper/helper_proto.c
+HELPER_CFLAGS := -std=c11 $(WARN) -Os -mlongcalls -ffreestanding -fno-common \
+	-ffunction-sections -fdata-sections -Iinclude
+
+$(HELPER_OUT)/helper.ld: src/helper/lx106/helper.ld.S include/helper_proto.h
+	@mkdir -p $(@D)
+	$(HELPER_CC) -E -P -x c -Iinclude -o $@ $<
+
+$(HELPER_OUT)/helper.elf: $(HELPER_LX_SRC) include/helper_proto.h $(HELPER_OUT)/helper.ld
+	$(HELPER_CC) $(HELPER_CFLAGS) -nostdlib -Wl,--gc-sections -T $(HELPER_OUT)/helper.ld \
+		-o $@ $(HELPER_LX_SRC)
+
+$(HELPER_OUT)/mkblob: src/helper/mkblob.c include/helper_proto.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(WARN) -O2 -Iinclude $(PKG_CFLAGS) -o $@ $< $(PKG_LIBS)
+
+$(HELPER_OUT)/helper_blob.h: $(HELPER_OUT)/helper.elf $(HELPER_OUT)/mkblob
+	$(HELPER_OUT)/mkblob $< $@
+
+.PHONY: helper helper-check
+helper: $(HELPER_OUT)/helper_blob.h
+	cp $< include/helper_blob.h
+
+helper-check:
+	@if command -v $(HELPER_CC) >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(HELPER_OUT)/helper_blob.h >/dev/null && \
+		if cmp -s $(HELPER_OUT)/helper_blob.h include/helper_blob.h; then \
+			echo "helper: include/helper_blob.h matches a fresh lx106 build"; \
+		else \
+			echo "helper: include/helper_blob.h differs from a fresh lx106 build: run make helper and commit it" >&2; \
+			exit 1; \
+		fi; \
+	else \
+		echo "helper: $(HELPER_CC) not installed: using the committed include/helper_blob.h unchecked"; \
+	fi
+
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -2,6 +2,11 @@
  * simulated baud rate (10 bits per byte). Drives dev_esp_ops directly so
  * that each case chooses its options (compression, skip_unchanged).
  *
+ * Backup cases (ESP8266 with flashwise's RAM helper): the flash file starts
+ * with random bytes, the driver uploads the helper at 115200 and switches
+ * to the case's rate (before the clock starts), then ops->read of the
+ * image size at 0x0 is timed and compared with the flash file.
+ *
  * For every case: one simulator per run, a 1 MB image written at 0x0, the
  * write phase timed (ops->write only: connect, identify and the ESP32 baud
  * change are done before the clock starts), the bytes the driver moved in
@@ -49,27 +54,41 @@ struct bench_case {
 	bool compress;           /* ESP32 ROM deflate */
 	bool reflash;            /* then write the same image again, skip_unchanged */
 	int runs;
+	bool backup;             /* ESP8266 helper: time a read instead */
 };
 
 /* Runtimes at 115200 are line-bound (1 MB is 91 s of line time): those run
- * once; everything faster three times. Total about 6.5 minutes. */
+ * once; everything faster three times. Total about 8.5 minutes. The
+ * ESP8266 ROM write cases keep the helper off (o.helper = false); the
+ * backup cases go up to the helper's fastest rate (HELPER_PROTO_BAUD_MAX,
+ * 4 Mbaud), which the pty and the simulator also carry. */
 static const struct bench_case cases[] = {
 	{ "esp8266 rom  plain  sample", "esp8266", "profiles/nodemcu-v1.ini", 115200, false,
-	  CONTENT_SAMPLE, false, false, 1 },
+	  CONTENT_SAMPLE, false, false, 1, false },
 	{ "esp8266 rom  plain  sample", "esp8266", "profiles/nodemcu-v1.ini", 921600, false,
-	  CONTENT_SAMPLE, false, false, 3 },
+	  CONTENT_SAMPLE, false, false, 3, false },
 	{ "esp8266 rom  plain  sample +flash", "esp8266", "profiles/nodemcu-v1.ini", 921600, true,
-	  CONTENT_SAMPLE, false, false, 1 },
+	  CONTENT_SAMPLE, false, false, 1, false },
 	{ "esp32   rom  defl   sample", "esp32", "profiles/esp32-devkitc.ini", 115200, false,
-	  CONTENT_SAMPLE, true, true, 1 },
+	  CONTENT_SAMPLE, true, true, 1, false },
 	{ "esp32   rom  defl   sample", "esp32", "profiles/esp32-devkitc.ini", 921600, false,
-	  CONTENT_SAMPLE, true, true, 3 },
+	  CONTENT_SAMPLE, true, true, 3, false },
 	{ "esp32   rom  defl   random", "esp32", "profiles/esp32-devkitc.ini", 115200, false,
-	  CONTENT_RANDOM, true, true, 1 },
+	  CONTENT_RANDOM, true, true, 1, false },
 	{ "esp32   rom  defl   random", "esp32", "profiles/esp32-devkitc.ini", 921600, false,
-	  CONTENT_RANDOM, true, true, 3 },
+	  CONTENT_RANDOM, true, true, 3, false },
 	{ "esp32   rom  defl   sample +flash", "esp32", "profiles/esp32-devkitc.ini", 921600, true,
-	  CONTENT_SAMPLE, true, true, 1 },
+	  CONTENT_SAMPLE, true, true, 1, false },
+	{ "esp8266 helper backup random", "esp8266", "profiles/nodemcu-v1.ini", 115200, false,
+	  CONTENT_RANDOM, false, false, 1, true },
+	{ "esp8266 helper backup random", "esp8266", "profiles/nodemcu-v1.ini", 921600, false,
+	  CONTENT_RANDOM, false, false, 3, true },
+	{ "esp8266 helper backup random", "esp8266", "profiles/nodemcu-v1.ini", 2000000, false,
+	  CONTENT_RANDOM, false, false, 3, true },
+	{ "esp8266 helper backup random", "esp8266", "profiles/nodemcu-v1.ini", 4000000, false,
+	  CONTENT_RANDOM, false, false, 3, true },
+	{ "esp8266 helper backup random +flash", "esp8266", "profiles/nodemcu-v1.ini", 4000000,
+	  true, CONTENT_RANDOM, false, false, 1, true },
 };
 
 struct run_result {
@@ -296,6 +315,19 @@ static int flash_matches(const char *path, const uint8_t *img, size_t len)
 	return ok ? 0 : -1;
 }
 
+/* The flash file a backup case starts with: img at 0x0, erased after. */
+static int flash_prefill(const char *path, const struct strbuf *img)
+{
+	FILE *f = fopen(path, "wb");
+	int ok = f && fwrite(img->s, 1, img->len, f) == img->len;
+
+	for (size_t i = img->len; ok && i < FLASH_BYTES; i++)
+		ok = fputc(0xFF, f) != EOF;
+	if (f && fclose(f) != 0)
+		ok = 0;
+	return ok ? 0 : -1;
+}
+
 /* ---- images ---- */
 
 static int make_image(const struct bench_case *c, const struct profile *p, size_t bytes,
@@ -370,6 +402,11 @@ static int session(const struct bench_case *c, struct profile *p, const struct s
 	snprintf(stats, sizeof stats, "%s/stats.txt", tmpdir);
 	unlink(flash);
 	unlink(stats);
+	/* A backup reads what is there: the image, then erased flash. */
+	if (c->backup && flash_prefill(flash, img) != 0) {
+		fprintf(stderr, "bench: cannot write %s\n", flash);
+		return -1;
+	}
 	if (sim_start(&sp, c, flash, stats) != 0) {
 		fprintf(stderr, "bench: the simulator %s did not start\n", sim_binary());
 		return -1;
@@ -379,8 +416,12 @@ static int session(const struct bench_case *c, struct profile *p, const struct s
 		goto out;
 	}
 	/* ESP8266: the host simply talks at the bench rate (the ROM follows
-	 * the SYNC). ESP32: the ROM rate, then CHANGE_BAUDRATE to flash_baud. */
-	if (c->compress) {
+	 * the SYNC). ESP32: the ROM rate, then CHANGE_BAUDRATE to flash_baud.
+	 * ESP8266 backup: the ROM rate for the upload, then the helper's
+	 * CHANGE_BAUDRATE to the bench rate. */
+	if (c->backup) {
+		p->rom_baud = p->flash_baud = 115200;
+	} else if (c->compress) {
 		p->rom_baud = 115200;
 		p->flash_baud = c->baud;
 	} else {
@@ -404,15 +445,44 @@ static int session(const struct bench_case *c, struct profile *p, const struct s
 	o.compress = c->compress;
 	o.change_baud = true;
 	o.skip_unchanged = false;
+	o.helper = c->backup;
+	o.helper_baud = c->backup ? c->baud : 0;
 	if (dev_esp_set_options(&d, &o, &e) != FW_OK || d.ops->connect(&d, &e) != FW_OK ||
 	    d.ops->identify(&d, &id, &e) != FW_OK || device_match(p, &id, &e) != FW_OK) {
 		fail("connect", &e);
 		goto out;
 	}
 	/* ESP32: attach, flash size and the baud change happen on the first
-	 * flash operation; a small read does them before the clock starts. */
-	if (c->compress && d.ops->read(&d, 0, sizeof probe, probe, &e) != FW_OK) {
+	 * flash operation; a small read does them before the clock starts.
+	 * The same for the helper's baud change. */
+	if ((c->compress || c->backup) && d.ops->read(&d, 0, sizeof probe, probe, &e) != FW_OK) {
 		fail("prepare", &e);
+		goto out;
+	}
+	if (c->backup) {
+		uint8_t *buf = malloc(img->len);
+
+		if (!buf || !dev_esp_helper_running(&d)) {
+			fprintf(stderr, "bench: %s\n", buf ? "the helper is not running" :
+				"out of memory");
+			free(buf);
+			goto out;
+		}
+		tx0 = cnt.tx;
+		rx0 = cnt.rx;
+		t0 = now();
+		if (d.ops->read(&d, 0, (uint32_t)img->len, buf, &e) != FW_OK) {
+			free(buf);
+			fail("backup", &e);
+			goto out;
+		}
+		r->t_write = now() - t0;
+		r->w_tx = cnt.tx - tx0;
+		r->w_rx = cnt.rx - rx0;
+		rc = memcmp(buf, img->s, img->len) == 0 ? 0 : -1;
+		free(buf);
+		if (rc != 0)
+			fprintf(stderr, "bench: the backup differs from the flash\n");
 		goto out;
 	}
 	tx0 = cnt.tx;
@@ -501,14 +571,20 @@ static int run_case(const struct bench_case *c, size_t bytes)
 	w = median(tw, c->runs);
 	line_s = (double)img.len * 10.0 / c->baud;
 	ratio = deflate_ratio(&img);
-	printf("%-34s %7u  %zu B  write %7.2f s  (%d run%s)\n", c->label, c->baud, img.len, w,
-	       c->runs, c->runs == 1 ? "" : "s, median");
-	printf("    wire during write: %llu B to chip, %llu B from chip; session: host sent %llu = "
-	       "sim got %llu, host read %llu of sim's %llu\n",
+	printf("%-36s %7u  %zu B  %s %7.2f s  (%d run%s)\n", c->label, c->baud, img.len,
+	       c->backup ? "backup" : "write", w, c->runs, c->runs == 1 ? "" : "s, median");
+	printf("    wire during %s: %llu B to chip, %llu B from chip; session: host sent %llu = "
+	       "sim got %llu, host read %llu of sim's %llu\n", c->backup ? "backup" : "write",
 	       (unsigned long long)r[0].w_tx, (unsigned long long)r[0].w_rx,
 	       (unsigned long long)r[0].host_tx, (unsigned long long)r[0].sim_rx,
 	       (unsigned long long)r[0].host_rx, (unsigned long long)r[0].sim_tx);
-	if (!c->compress) {
+	if (c->backup) {
+		/* Line time of the payload alone over the wall time. */
+		printf("    efficiency %.1f %% of line rate (payload line time %.2f s; all wire "
+		       "bytes at line rate %.2f s; target >= 90 %%)%s\n", 100.0 * line_s / w,
+		       line_s, (double)(r[0].w_tx + r[0].w_rx) * 10.0 / c->baud,
+		       c->flash_timing ? "; flash read time modelled" : "");
+	} else if (!c->compress) {
 		/* Line time of the payload alone over the wall time. */
 		printf("    efficiency %.1f %% (payload line time %.2f s; all wire bytes at "
 		       "line rate %.2f s)%s\n", 100.0 * line_s / w, line_s,
@@ -558,7 +634,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	printf("simulated line, 10 bits/byte; write phase only; %s\n", sim_binary());
+	printf("simulated line, 10 bits/byte; write (or backup) phase only; %s\n", sim_binary());
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		/* An optional argument picks cases whose label contains it. */
 		if (argc > 1 && !strstr(cases[i].label, argv[1]))

@@ -6,7 +6,8 @@ set -eu
 
 PACKAGES="gcc make pkg-config libncurses-dev libserialport-dev libssl-dev openssl
 libiniparser-dev libcmocka-dev zlib1g-dev tmux mandoc
-gcc-avr avr-libc binutils-avr libsimavr-dev arduino-core-avr avrdude"
+gcc-avr avr-libc binutils-avr libsimavr-dev arduino-core-avr avrdude
+gcc-xtensa-lx106 binutils-xtensa-lx106"
 
 missing=""
 for p in $PACKAGES; do

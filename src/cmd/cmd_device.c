@@ -562,8 +562,9 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 			goto out;
 	} else if (!o.accept_no_backup) {
 		rc = cmd_fail(ctx, FW_EXIT_DECLINED,
-			      "this device cannot be backed up (%s); writing would lose what is on "
-			      "it for good. Give --accept-no-backup to write anyway.", s.caps.why_not);
+			      "this device cannot be backed up%s (%s); writing would lose what is "
+			      "on it for good. Give --accept-no-backup to write anyway.",
+			      s.caps.can_hash ? "" : " or verified", s.caps.why_not);
 		goto out;
 	} else {
 		fprintf(ctx->err, "warning: writing without a backup, as accepted (%s)\n",

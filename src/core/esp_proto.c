@@ -832,7 +832,7 @@ static const struct err_entry err_table[] = {
 	{ 0xC0, FW_EPROTO, "bad data length: a block arrived with the wrong size (check the cable, lower the baud rate)" },
 	{ 0xC1, FW_EINTEGRITY, "data checksum mismatch: bytes were corrupted on the serial line (check the cable, lower the baud rate)" },
 	{ 0xC2, FW_EPROTO, "bad block size in the command" },
-	{ 0xC3, FW_EUNSUPPORTED, "invalid command: the flasher does not know this request" },
+	{ 0xC3, FW_EUNSUPPORTED, "invalid command or parameter: the flasher refused this request as sent" },
 	{ 0xC4, FW_EPROTO, "the SPI flash operation failed (check the power supply and the flash mode)" },
 	{ 0xC5, FW_EPROTO, "could not unlock the SPI flash: it may be write-protected" },
 	{ 0xC6, FW_EPROTO, "not in flash mode: a block came without a preceding begin command" },

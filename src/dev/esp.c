@@ -2,7 +2,11 @@
  * and the design rules of section 12; the bytes themselves come from
  * esp_proto and slip. Every wait is a monotonic deadline, nothing here
  * prints (d->log), and no path reports success for data the loader did not
- * accept intact. */
+ * accept intact.
+ *
+ * On the ESP8266 the driver uploads flashwise's RAM helper after identify()
+ * (sections 5.5 and 5.6: the flasher-stub dialect) and then reads, hashes,
+ * erases exactly and changes the baud rate through it. */
 #include "dev_esp.h"
 
 #include <ctype.h>
@@ -16,6 +20,9 @@
 #include <zlib.h>
 
 #include "esp_proto.h"
+#include "helper_blob.h"
+#define HELPER_PROTO_CONSTANTS_ONLY
+#include "helper_proto.h"
 #include "integrity.h"
 #include "slip.h"
 #include "strbuf.h"
@@ -48,6 +55,24 @@
 #define ERASE_MS_PER_MB    40000u
 #define WRITE_MS_PER_MB    40000u
 #define MD5_MS_PER_MB      8000u
+#define HELPER_WAIT_MS     1000u /* greeting after MEM_END */
+#define HELPER_STARTS      3u    /* uploads before giving up on the helper */
+#define HELPER_MEM_BLOCK   0x400u /* MEM_DATA block: small, so a damaged
+                                   * one costs little to send again (the
+                                   * helper is a few KB; esptool's 0x1800
+                                   * gains nothing here) */
+#define REPAIR_SPLIT       4u    /* a damaged read is checked in this many
+                                  * pieces (on-chip MD5 each) */
+#define REPAIR_MIN         0x400u /* pieces this small are read again as a
+                                   * whole, up to REPAIR_TRIES times */
+#define REPAIR_TRIES       5u
+#define HELPER_BLOCK       HELPER_PROTO_WRITE_BLOCK_MAX /* FLASH_DATA block */
+#define HELPER_PACKET      HELPER_PROTO_READ_PACKET_MAX /* READ_FLASH packet */
+#define HELPER_INFLIGHT    8u    /* READ_FLASH packets unacknowledged: enough
+                                  * to keep a USB adapter's latency off the
+                                  * line, far below the helper's limit */
+#define READ_CHUNK         0x40000u /* bytes per READ_FLASH: a damaged
+                                     * stream costs at most this again */
 #define PROGRESS_EVERY_NS  100000000ull /* 100 ms */
 #define LOG_LINE_MAX       512
 
@@ -79,7 +104,7 @@ struct esp_dev {
 	uint8_t fail_op;         /* and its opcode */
 	struct slip_decoder dec;
 	uint8_t frame[ESP_PROTO_PACKET_MAX + 64];
-	uint8_t rx[512];
+	uint8_t rx[4096];
 	size_t rx_off, rx_len;
 	uint8_t result[128];     /* copy of the last reply's result bytes */
 	struct strbuf wire;
@@ -90,6 +115,10 @@ struct esp_dev {
 	uint32_t flash_size;     /* from the JEDEC id; 0 unknown */
 	bool attached, params_set, baud_changed;
 	unsigned base_baud;      /* the rate before CHANGE_BAUDRATE */
+	bool stub_answered;      /* the last SYNC reply came from a stub */
+	bool helper;             /* our RAM helper runs: loader is STUB */
+	char helper_why[200];    /* why it does not run (caps' why_not) */
+	struct dev_esp_helper hp; /* the helper image in use */
 	uint64_t last_progress_ns;
 };
 
@@ -169,6 +198,10 @@ void dev_esp_options_default(struct dev_esp_options *o)
 	o->change_baud = true;
 	o->compress = true;
 	o->skip_unchanged = false;
+	o->helper = true;
+	o->helper_baud = 0;
+	o->helper_wait_ms = HELPER_WAIT_MS;
+	o->helper_image = NULL;
 }
 
 static int priv_get(struct device *d, struct esp_dev **out, struct fw_err *e)
@@ -208,6 +241,8 @@ int dev_esp_set_options(struct device *d, const struct dev_esp_options *o,
 		x->opt.block_attempts = 1;
 	if (x->opt.timeout_ms == 0)
 		x->opt.timeout_ms = 3000;
+	if (x->opt.helper_wait_ms == 0)
+		x->opt.helper_wait_ms = HELPER_WAIT_MS;
 	return FW_OK;
 }
 
@@ -223,7 +258,7 @@ static const char *loader_name(const struct esp_dev *x)
 	case ESP_LOADER_LATER_ROM:
 		return "ESP32-family ROM loader";
 	case ESP_LOADER_STUB:
-		return "flasher stub";
+		return x->helper ? "flashwise helper" : "flasher stub";
 	}
 	return "ESP ROM loader";
 }
@@ -441,7 +476,9 @@ static bool retry_helps(const struct esp_dev *x, enum esp_retry k)
 		 * caller falls back), so it is not asked twice. */
 		return k == RETRY_IDEMPOTENT || k == RETRY_BLOCK;
 	case FAIL_REFUSED:
-		if (x->fail_code == 0x05 || x->fail_code == 0x07)
+		/* 0xC0/0xC1: the helper's "bad data length/checksum". */
+		if (x->fail_code == 0x05 || x->fail_code == 0x07 || x->fail_code == 0xC0 ||
+		    x->fail_code == 0xC1)
 			return true;
 		return x->fail_code == 0x01 && k != RETRY_DEFL_BLOCK;
 	}
@@ -520,6 +557,15 @@ static int write_reg(struct device *d, uint32_t addr, uint32_t value, struct fw_
 	return command_retry(d, &r, x->opt.timeout_ms, &resp, "WRITE_REG", RETRY_IDEMPOTENT, e);
 }
 
+/* FLASH_DATA block size of the loader in use: the ROMs take 0x400, the
+ * helper what its header says. */
+static uint32_t write_block(const struct esp_dev *x)
+{
+	if (x->helper)
+		return x->hp.write_block ? x->hp.write_block : HELPER_BLOCK;
+	return BLOCK;
+}
+
 static int flash_begin(struct device *d, uint8_t op, uint32_t size, uint32_t blocks,
 		       uint32_t offset, unsigned timeout_ms, struct fw_err *e)
 {
@@ -531,7 +577,7 @@ static int flash_begin(struct device *d, uint8_t op, uint32_t size, uint32_t blo
 
 	b.size = size;
 	b.blocks = blocks;
-	b.block_size = BLOCK;
+	b.block_size = op == ESP_OP_FLASH_DEFL_BEGIN ? BLOCK : write_block(x);
 	b.offset = offset;
 	b.encrypted_word = esp_proto_begin_has_encrypted_word(x->loader);
 	rc = op == ESP_OP_FLASH_DEFL_BEGIN ? esp_proto_req_flash_defl_begin(&r, &b, e)
@@ -560,7 +606,8 @@ static int sync_once(struct device *d, struct fw_err *e)
 	rc = command(d, &r, SYNC_REPLY_MS, &resp, e);
 	if (rc != FW_OK)
 		return rc;
-	if (esp_proto_sync_reply_from_stub(&resp))
+	x->stub_answered = esp_proto_sync_reply_from_stub(&resp);
+	if (x->stub_answered)
 		esp_log(d, "a flasher stub is already running on the chip");
 	for (i = 0; i < SYNC_SURPLUS; i++) {
 		const uint8_t *pkt;
@@ -720,6 +767,8 @@ static int esp_connect(struct device *d, struct fw_err *e)
 	x->chip = NULL;
 	x->flash_size = 0;
 	x->attached = x->params_set = x->baud_changed = false;
+	x->helper = x->stub_answered = false;
+	x->helper_why[0] = '\0';
 	manual = d->manual_entry || d->p->reset == PROFILE_RESET_MANUAL;
 	if (!manual) {
 		rc = connect_auto(d, x->opt.connect_attempts, &no_lines, e);
@@ -840,6 +889,263 @@ static int identify_flash(struct device *d, struct device_identity *id, struct f
 	return FW_OK;
 }
 
+/* ---- the ESP8266 RAM helper ---- */
+
+/* As helper_blob.h records it: per segment in order, its address and
+ * length (4 bytes each, little-endian), then its bytes. */
+int dev_esp_helper_sha256(const struct dev_esp_helper *h, uint8_t out[32], struct fw_err *e)
+{
+	struct integrity_hash *ctx;
+	size_t i;
+	int rc = FW_OK;
+
+	if (!h || h->nseg == 0 || h->nseg > DEV_ESP_HELPER_MAX_SEGMENTS)
+		return fw_err_set(e, FW_EINVAL, "esp: no helper segments to hash");
+	ctx = integrity_hash_new(INTEGRITY_SHA256);
+	if (!ctx)
+		return fw_err_set(e, FW_ENOMEM, "out of memory hashing the helper");
+	for (i = 0; i < h->nseg && rc == FW_OK; i++) {
+		uint8_t hdr[8];
+		unsigned k;
+
+		for (k = 0; k < 4; k++) {
+			hdr[k] = (uint8_t)(h->seg[i].addr >> (8 * k));
+			hdr[4 + k] = (uint8_t)(h->seg[i].len >> (8 * k));
+		}
+		if (h->seg[i].len && !h->seg[i].data)
+			rc = fw_err_set(e, FW_EINVAL, "esp: helper segment %zu has no data", i);
+		else if ((rc = integrity_hash_update(ctx, hdr, sizeof hdr)) == FW_OK)
+			rc = integrity_hash_update(ctx, h->seg[i].data, h->seg[i].len);
+	}
+	if (rc == FW_OK)
+		rc = integrity_hash_final(ctx, out);
+	integrity_hash_free(ctx);
+	if (rc != FW_OK && e && !e->msg[0])
+		fw_err_set(e, rc, "could not hash the helper");
+	return rc;
+}
+
+int dev_esp_helper_builtin(struct dev_esp_helper *h, struct fw_err *e)
+{
+	size_t i;
+
+	memset(h, 0, sizeof *h);
+	if (HELPER_BLOB_SEGMENTS > DEV_ESP_HELPER_MAX_SEGMENTS)
+		return fw_err_set(e, FW_EUNSUPPORTED, "the built-in helper has %d segments, the "
+				  "driver takes %d", HELPER_BLOB_SEGMENTS,
+				  DEV_ESP_HELPER_MAX_SEGMENTS);
+	for (i = 0; i < HELPER_BLOB_SEGMENTS; i++) {
+		h->seg[i].addr = helper_blob_segments[i].addr;
+		h->seg[i].len = helper_blob_segments[i].len;
+		h->seg[i].data = helper_blob_segments[i].data;
+	}
+	h->nseg = HELPER_BLOB_SEGMENTS;
+	h->entry = HELPER_BLOB_ENTRY;
+	memcpy(h->sha256, helper_blob_sha256, sizeof h->sha256);
+	h->write_block = HELPER_PROTO_WRITE_BLOCK_MAX;
+	h->read_packet = HELPER_PROTO_READ_PACKET_MAX;
+	h->read_inflight = HELPER_INFLIGHT;
+	h->max_baud = HELPER_PROTO_BAUD_MAX;
+	return FW_OK;
+}
+
+bool dev_esp_helper_running(const struct device *d)
+{
+	const struct esp_dev *x = d ? d->priv : NULL;
+
+	return x && x->helper;
+}
+
+/* Sends one RAM segment with MEM_BEGIN and MEM_DATA blocks. */
+static int helper_segment(struct device *d, const struct dev_esp_helper_segment *sg,
+			  struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct esp_proto_begin b = { 0 };
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	uint32_t seq, n = esp_proto_blocks(sg->len, HELPER_MEM_BLOCK);
+	int rc;
+
+	b.size = sg->len;
+	b.blocks = n;
+	b.block_size = HELPER_MEM_BLOCK;
+	b.offset = sg->addr;
+	if ((rc = esp_proto_req_mem_begin(&r, &b, e)) != FW_OK)
+		return rc;
+	/* Sent again, MEM_BEGIN only starts the same segment again. */
+	if ((rc = command_retry(d, &r, x->opt.timeout_ms, &resp, "MEM_BEGIN", RETRY_IDEMPOTENT,
+				e)) != FW_OK)
+		return rc;
+	for (seq = 0; seq < n; seq++) {
+		uint32_t off = seq * HELPER_MEM_BLOCK;
+		uint32_t len = sg->len - off < HELPER_MEM_BLOCK ? sg->len - off : HELPER_MEM_BLOCK;
+
+		if ((rc = esp_proto_req_data(&r, ESP_OP_MEM_DATA, seq, sg->data + off, len,
+					     e)) != FW_OK)
+			return rc;
+		if ((rc = command_retry(d, &r, x->opt.timeout_ms, &resp, "MEM_DATA", RETRY_BLOCK,
+					e)) != FW_OK)
+			return rc;
+	}
+	return FW_OK;
+}
+
+/* MEM_END with the entry point, then the helper's unsolicited "FWHL"
+ * frame. The ROM's reply to MEM_END may come before it, after it or not at
+ * all (the code may start before the reply leaves); only a refusal
+ * counts. */
+static int helper_greeting(struct device *d, struct fw_err *e)
+{
+	static const uint8_t hello[4] = { 'F', 'W', 'H', 'L' };
+	struct esp_dev *x = d->priv;
+	struct esp_proto_req r;
+	uint64_t deadline;
+	int rc;
+
+	esp_proto_req_mem_end(&r, x->hp.entry);
+	if ((rc = send_req(d, &r, e)) != FW_OK)
+		return rc;
+	deadline = transport_deadline_ms(x->opt.helper_wait_ms);
+	for (;;) {
+		const uint8_t *pkt = NULL;
+		size_t n = 0;
+		struct esp_proto_resp resp;
+
+		rc = recv_frame(d, deadline, &pkt, &n, e);
+		if (rc == FW_ETIMEOUT)
+			return fw_err_set(e, FW_ETIMEOUT, "the helper did not greet within %u ms "
+					  "after it was loaded", x->opt.helper_wait_ms);
+		if (rc != FW_OK)
+			return rc;
+		if (n == sizeof hello && memcmp(pkt, hello, sizeof hello) == 0)
+			return FW_OK;
+		if (esp_proto_response_match(pkt, n, ESP_OP_MEM_END) == ESP_MATCH_YES &&
+		    esp_proto_response_parse(pkt, n, 0, 2, &resp, NULL) == FW_OK &&
+		    !esp_proto_response_ok(&resp))
+			return esp_proto_response_check(&resp, e);
+	}
+}
+
+/* Uploads and starts the helper; x->hp holds the image. */
+static int helper_upload(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint8_t sha[32];
+	size_t i;
+	int rc;
+
+	/* A blob that is not the one that was built and reviewed never goes
+	 * to the chip: it would run with full access to the flash. */
+	if ((rc = dev_esp_helper_sha256(&x->hp, sha, e)) != FW_OK)
+		return rc;
+	if (!integrity_equal(sha, x->hp.sha256, sizeof sha))
+		return fw_err_set(e, FW_EINTEGRITY, "the helper's SHA-256 does not match the value "
+				  "recorded when it was built (the program file may be damaged: "
+				  "reinstall flashwise)");
+	for (i = 0; i < x->hp.nseg; i++)
+		if ((rc = helper_segment(d, &x->hp.seg[i], e)) != FW_OK) {
+			fw_err_prefix(e, "loading segment %zu at 0x%08X", i + 1, x->hp.seg[i].addr);
+			return rc;
+		}
+	return helper_greeting(d, e);
+}
+
+/* After a failed start: make sure the ROM loader (not half-started RAM
+ * code) answers, resetting into it when needed; a ROM write to a loader
+ * that erases differently would destroy data. fresh: reset anyway when
+ * the lines allow (a new upload then starts from clean RAM). */
+static int helper_back_to_rom(struct device *d, bool fresh, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct fw_err le = { 0 };
+	bool no_lines = false;
+	int rc;
+
+	resync(d);
+	if (!(fresh && can_reset(d)) && sync_tries(d, 2, &le) == FW_OK && !x->stub_answered) {
+		x->attached = false;
+		return spi_attach(d, e);
+	}
+	if (!can_reset(d))
+		return fw_err_set(e, FW_ESTATE,
+				  "the ESP8266 did not return to its ROM loader after the helper "
+				  "failed to start: %s, then run the same command again",
+				  instructions(d->p));
+	fw_err_clear(&le);
+	rc = connect_auto(d, REENTER_ATTEMPTS, &no_lines, &le);
+	if (rc == FW_OK && x->stub_answered)
+		rc = FW_ETIMEOUT;
+	if (rc != FW_OK)
+		return fw_err_set(e, rc,
+				  "the ESP8266 did not return to its ROM loader after the helper "
+				  "failed to start (%s): check the board's power supply, then run the "
+				  "same command again", le.msg[0] ? le.msg : "no answer");
+	x->attached = false;
+	return spi_attach(d, e);
+}
+
+/* identify() on an ESP8266: start the helper if the profile and options
+ * allow. A failure to start is not an error: the session goes on with the
+ * ROM loader and caps() tells why it cannot read or hash. Only a chip that
+ * does not come back to the ROM is. */
+static int helper_start(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	struct fw_err le = { 0 };
+	unsigned attempt;
+	int rc;
+
+	x->helper = false;
+	x->helper_why[0] = '\0';
+	if (!d->p->helper) {
+		snprintf(x->helper_why, sizeof x->helper_why,
+			 "profile %s disables flashwise's RAM helper ([loader] helper = no)",
+			 d->p->id);
+		return FW_OK;
+	}
+	if (!x->opt.helper) {
+		snprintf(x->helper_why, sizeof x->helper_why,
+			 "flashwise's RAM helper was switched off for this session");
+		return FW_OK;
+	}
+	if (x->opt.helper_image) {
+		x->hp = *x->opt.helper_image;
+		rc = FW_OK;
+	} else {
+		rc = dev_esp_helper_builtin(&x->hp, &le);
+	}
+	for (attempt = 1; rc == FW_OK; attempt++) {
+		fw_err_clear(&le);
+		rc = helper_upload(d, &le);
+		if (rc == FW_OK) {
+			x->helper = true;
+			x->loader = ESP_LOADER_STUB;
+			/* It works on the flash the ROM attached. */
+			x->attached = true;
+			esp_log(d, "flashwise helper running");
+			return FW_OK;
+		}
+		/* A byte lost on the line (a block, the greeting) is worth
+		 * another upload from a clean ROM; a blob that fails its
+		 * SHA-256 check is not. */
+		if (rc == FW_EINTEGRITY || rc == FW_ENOMEM || rc == FW_EINVAL ||
+		    attempt >= HELPER_STARTS)
+			break;
+		esp_log(d, "flashwise's RAM helper did not start (%s); loading it again (try %u "
+			"of %u)", le.msg, attempt + 1, HELPER_STARTS);
+		x->loader = ESP_LOADER_ESP8266_ROM;
+		if ((rc = helper_back_to_rom(d, true, e)) != FW_OK)
+			return rc;
+	}
+	snprintf(x->helper_why, sizeof x->helper_why,
+		 "flashwise's RAM helper could not start (%s)", le.msg);
+	esp_log(d, "%s; going on with the ROM loader, which cannot back up or verify",
+		x->helper_why);
+	x->loader = ESP_LOADER_ESP8266_ROM;
+	return helper_back_to_rom(d, false, e);
+}
+
 static int esp_identify(struct device *d, struct device_identity *id, struct fw_err *e)
 {
 	struct esp_dev *x = d->priv;
@@ -867,7 +1173,8 @@ static int esp_identify(struct device *d, struct device_identity *id, struct fw_
 		return FW_OK;
 	}
 	x->chip = chip;
-	x->loader = chip->rom;
+	/* identify() again in the same session: the helper still runs. */
+	x->loader = x->helper ? ESP_LOADER_STUB : chip->rom;
 	x->loader_known = true;
 	for (i = 0; chip->name[i] && i + 1 < sizeof id->chip; i++)
 		id->chip[i] = (char)tolower((unsigned char)chip->name[i]);
@@ -920,6 +1227,11 @@ static int esp_identify(struct device *d, struct device_identity *id, struct fw_
 	}
 	if (chip->chip == ESP_CHIP_ESP8266 || chip->chip == ESP_CHIP_ESP32) {
 		rc = identify_flash(d, id, e);
+		/* Only for an ESP8266 profile: the helper is the ESP8266's,
+		 * and a wrong profile is refused before any upload. */
+		if (rc == FW_OK && chip->chip == ESP_CHIP_ESP8266 && !x->helper &&
+		    d->p->family == PROFILE_FAMILY_ESP8266)
+			rc = helper_start(d, e);
 	} else {
 		/* Later chips keep their SPI controller elsewhere; esp_proto
 		 * only models the ESP8266 and ESP32 ones so far. */
@@ -933,6 +1245,21 @@ static int esp_identify(struct device *d, struct device_identity *id, struct fw_
 
 /* ---- caps ---- */
 
+/* Why an ESP8266 session has only the ROM loader's abilities. */
+static void why_not_8266(const struct device *d, char *out, size_t cap)
+{
+	const struct esp_dev *x = d->priv;
+
+	if (!d->p->helper)
+		snprintf(out, cap, "%s, and profile %s disables flashwise's RAM helper "
+			 "([loader] helper = no)", DEV_ESP_ESP8266_WHY_NOT, d->p->id);
+	else if (x && x->helper_why[0])
+		snprintf(out, cap, "%s, and %s", DEV_ESP_ESP8266_WHY_NOT, x->helper_why);
+	else
+		snprintf(out, cap, "%s (flashwise's RAM helper, which can, starts when the "
+			 "chip is identified)", DEV_ESP_ESP8266_WHY_NOT);
+}
+
 static void esp_caps(struct device *d, struct device_caps *c)
 {
 	struct esp_dev *x = d->priv;
@@ -942,14 +1269,15 @@ static void esp_caps(struct device *d, struct device_caps *c)
 	c->can_reset = !d->manual_entry && d->p->reset == PROFILE_RESET_AUTO &&
 		       (transport_caps(d->t) & TRANSPORT_CAP_MODEM_LINES);
 	if (l == ESP_LOADER_ESP8266_ROM) {
-		snprintf(c->why_not, sizeof c->why_not, "%s", DEV_ESP_ESP8266_WHY_NOT);
+		why_not_8266(d, c->why_not, sizeof c->why_not);
 		return;
 	}
 	c->can_read = true;
 	c->can_hash = true;
 	c->exact_erase = true;
 	c->can_change_baud = true;
-	c->compressed_write = !x || x->opt.compress;
+	/* The helper writes plain blocks; only the ESP32 ROMs inflate. */
+	c->compressed_write = l != ESP_LOADER_STUB && (!x || x->opt.compress);
 }
 
 /* ---- planning writes ---- */
@@ -1015,7 +1343,8 @@ static void warn_add(struct dev_esp_warnings *w, uint32_t addr, uint32_t len,
 	w->n++;
 }
 
-static int warnings_for(const struct profile *p, uint32_t flash_size,
+/* helper: the ESP8266 helper writes (exact erases, no ROM overshoot). */
+static int warnings_for(const struct profile *p, uint32_t flash_size, bool helper,
 			const struct image *img, const struct esp_unit *u, size_t nu,
 			struct dev_esp_warnings *w, struct fw_err *e)
 {
@@ -1030,16 +1359,17 @@ static int warnings_for(const struct profile *p, uint32_t flash_size,
 
 		if (u[i].first_data > u[i].addr)
 			warn_add(w, u[i].addr, u[i].first_data - u[i].addr,
-				 "0x%X-0x%X will be erased: the ROM loader writes whole 4 KB "
+				 "0x%X-0x%X will be erased: the %s writes whole 4 KB "
 				 "sectors, and the image starts at 0x%X, inside the sector",
-				 u[i].addr, u[i].first_data - 1, u[i].first_data);
+				 u[i].addr, u[i].first_data - 1,
+				 helper ? "flashwise helper" : "ROM loader", u[i].first_data);
 		if (flash_size && end > flash_size)
 			return fw_err_set(e, FW_EINVAL,
 					  "the image range 0x%X-0x%llX runs past the end of the "
 					  "%u KB flash: choose the image built for this module",
 					  u[i].first_data, (unsigned long long)end - 1,
 					  flash_size / 1024);
-		if (p->family == PROFILE_FAMILY_ESP8266) {
+		if (p->family == PROFILE_FAMILY_ESP8266 && !helper) {
 			struct esp_proto_erase_plan plan;
 			uint32_t after;
 
@@ -1095,23 +1425,43 @@ int dev_esp_erase_warnings(const struct profile *p, uint32_t flash_size,
 	memset(w, 0, sizeof *w);
 	if ((rc = plan_units(img, &u, &nu, e)) != FW_OK)
 		return rc;
-	rc = warnings_for(p, flash_size, img, u, nu, w, e);
+	rc = warnings_for(p, flash_size, false, img, u, nu, w, e);
+	free(u);
+	return rc;
+}
+
+int dev_esp_device_erase_warnings(struct device *d, const struct image *img,
+				  struct dev_esp_warnings *w, struct fw_err *e)
+{
+	const struct esp_dev *x = d ? d->priv : NULL;
+	struct esp_unit *u;
+	size_t nu;
+	int rc;
+
+	if (!d || !d->p || !img || !w)
+		return fw_err_set(e, FW_EINVAL, "esp: no device, image or result");
+	memset(w, 0, sizeof *w);
+	if ((rc = plan_units(img, &u, &nu, e)) != FW_OK)
+		return rc;
+	rc = warnings_for(d->p, x && x->flash_size ? x->flash_size : d->p->flash_size,
+			  x && x->helper, img, u, nu, w, e);
 	free(u);
 	return rc;
 }
 
 /* ---- ESP32 ROM session setup ---- */
 
-static int change_baud(struct device *d, struct fw_err *e)
+static int change_baud(struct device *d, unsigned want, struct fw_err *e)
 {
 	struct esp_dev *x = d->priv;
-	unsigned old = d->t->baud, want = d->p->flash_baud;
+	unsigned old = d->t->baud;
 	struct esp_proto_req r;
 	struct esp_proto_resp resp;
 	struct fw_err le = { 0 };
 	int rc;
 
-	esp_proto_req_change_baud(&r, x->loader, want, 0);
+	/* A ROM takes 0 as the old rate, a stub (our helper) the current one. */
+	esp_proto_req_change_baud(&r, x->loader, want, x->loader == ESP_LOADER_STUB ? old : 0);
 	fw_err_clear(&le);
 	rc = command(d, &r, x->opt.timeout_ms, &resp, &le);
 	if (rc != FW_OK) {
@@ -1164,8 +1514,36 @@ static int esp32_prepare(struct device *d, struct fw_err *e)
 	}
 	if (x->opt.change_baud && !x->baud_changed && d->p->flash_baud &&
 	    d->p->flash_baud != d->t->baud)
-		return change_baud(d, e);
+		return change_baud(d, d->p->flash_baud, e);
 	return FW_OK;
+}
+
+/* The ESP8266 helper: the flash is attached (the ROM did it before the
+ * upload); switch to the faster rate once. */
+static int helper_prepare(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	unsigned want = x->opt.helper_baud ? x->opt.helper_baud : d->p->flash_baud;
+
+	if (x->hp.max_baud && want > x->hp.max_baud) {
+		esp_log(d, "the helper goes up to %u baud, not %u", x->hp.max_baud, want);
+		want = x->hp.max_baud;
+	}
+	if (x->opt.change_baud && !x->baud_changed && want && want != d->t->baud)
+		return change_baud(d, want, e);
+	return FW_OK;
+}
+
+/* What a flash operation needs first, whoever answers. */
+static int prepare(struct device *d, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+
+	if (x->helper)
+		return helper_prepare(d, e);
+	if (x->loader == ESP_LOADER_ESP8266_ROM)
+		return spi_attach(d, e);
+	return esp32_prepare(d, e);
 }
 
 static int require_identified(struct device *d, struct fw_err *e)
@@ -1195,20 +1573,34 @@ static int recover_loader(struct device *d, const char *what, struct fw_err *e)
 	struct esp_dev *x = d->priv;
 	struct fw_err le = { 0 };
 	uint32_t magic = 0;
-	bool no_lines = false;
+	bool no_lines = false, had_helper = x->helper;
+	const char *who = had_helper ? "flashwise helper" : loader_name(x);
 	int rc;
 
 	resync(d);
-	rc = read_reg_ms(d, ESP_PROTO_CHIP_MAGIC_ADDR, &magic, PROBE_MS, &le);
+	if (had_helper) {
+		/* SYNC tells the helper (value 0) from a ROM that took over
+		 * after a reset: a ROM must never get the helper's exact-size
+		 * FLASH_BEGIN (it would over-erase). */
+		rc = sync_result(d, sync_once(d, &le));
+		if (rc == FW_OK && x->stub_answered)
+			return helper_prepare(d, e);
+		/* Gone: a clean reset into the ROM and a new upload. */
+		x->helper = false;
+		x->loader = ESP_LOADER_ESP8266_ROM;
+		rc = FW_ETIMEOUT;
+	} else {
+		rc = read_reg_ms(d, ESP_PROTO_CHIP_MAGIC_ADDR, &magic, PROBE_MS, &le);
+	}
 	if (rc != FW_OK) {
 		if (!can_reset(d))
 			return fw_err_set(e, FW_ETIMEOUT,
 					  "%s: the %s stopped answering and flashwise cannot reset "
 					  "the board (no DTR/RTS on %s): %s, then run the same "
-					  "command again", what, loader_name(x), d->t->path,
+					  "command again", what, who, d->t->path,
 					  instructions(d->p));
 		esp_log(d, "%s: the %s does not answer; resetting the chip into the "
-			"bootloader", what, loader_name(x));
+			"bootloader", what, who);
 		/* A reset puts the chip's UART back to its own rate. */
 		if (x->baud_changed) {
 			if ((rc = transport_set_baud(d->t, x->base_baud, e)) != FW_OK)
@@ -1222,7 +1614,7 @@ static int recover_loader(struct device *d, const char *what, struct fw_err *e)
 					  "%s: the %s stopped answering and did not come back "
 					  "after %u resets: check the board's power supply and "
 					  "the cable, then run the same command again", what,
-					  loader_name(x), REENTER_ATTEMPTS);
+					  who, REENTER_ATTEMPTS);
 		if (rc != FW_OK) {
 			copy_err(e, &le);
 			return rc;
@@ -1236,9 +1628,20 @@ static int recover_loader(struct device *d, const char *what, struct fw_err *e)
 				  "the %s identified before: check which board is connected",
 				  what, magic, x->chip->name);
 	x->attached = x->params_set = false;
-	if (x->loader == ESP_LOADER_ESP8266_ROM)
-		return spi_attach(d, e);
-	return esp32_prepare(d, e);
+	if (x->loader != ESP_LOADER_ESP8266_ROM)
+		return esp32_prepare(d, e);
+	if ((rc = spi_attach(d, e)) != FW_OK || !had_helper)
+		return rc;
+	/* The reset wiped the helper from RAM: load it again. */
+	fw_err_clear(&le);
+	if ((rc = helper_upload(d, &le)) != FW_OK)
+		return fw_err_set(e, rc, "%s: flashwise's helper did not start again after the "
+				  "reset (%s): run the same command again", what, le.msg);
+	x->helper = true;
+	x->loader = ESP_LOADER_STUB;
+	x->attached = true;
+	esp_log(d, "flashwise helper running again");
+	return helper_prepare(d, e);
 }
 
 /* Whether starting an interrupted region again (after recover_loader) can
@@ -1264,10 +1667,13 @@ static bool restart_helps(const struct esp_dev *x, int rc)
 		case 0x01:
 		case 0x05:
 		case 0x07:
+		case 0xC0:
+		case 0xC1:
 			return true;
 		case 0x06:
 		case 0x0B:
 		case 0x0C:
+		case 0xC6: /* helper: "not in flash mode", the write was lost */
 			return data_op;
 		default:
 			return false;
@@ -1286,15 +1692,16 @@ static int send_blocks(struct device *d, uint8_t op, const uint8_t *data, size_t
 		       unsigned block_timeout_ms, uint32_t addr, uint64_t *done_unc,
 		       uint64_t unc_len, struct write_ctx *w, struct fw_err *e)
 {
-	uint32_t seq, nblocks = esp_proto_blocks((uint32_t)len, BLOCK);
+	const uint32_t bs = op == ESP_OP_FLASH_DEFL_DATA ? BLOCK : write_block(d->priv);
+	uint32_t seq, nblocks = esp_proto_blocks((uint32_t)len, bs);
 	uint64_t base = w->done;
 	int rc;
 
 	for (seq = 0; seq < nblocks; seq++) {
 		struct esp_proto_req r;
 		struct esp_proto_resp resp;
-		size_t off = (size_t)seq * BLOCK;
-		size_t n = len - off < BLOCK ? len - off : BLOCK;
+		size_t off = (size_t)seq * bs;
+		size_t n = len - off < bs ? len - off : bs;
 		char what[96];
 
 		if ((rc = esp_proto_req_data(&r, op, seq, data + off, n, e)) != FW_OK)
@@ -1313,28 +1720,33 @@ static int send_blocks(struct device *d, uint8_t op, const uint8_t *data, size_t
 
 /* An uncompressed write of [addr, addr+len): FLASH_BEGIN erases (sent_size
  * is what to put in it: exact, or the ESP8266's compensated size), then
- * 0x400-byte blocks, the last one padded with 0xFF. */
+ * blocks of the loader's size (0x400 for the ROMs), the last one padded
+ * with 0xFF. */
 static int write_plain(struct device *d, uint32_t addr, const uint8_t *data, uint32_t len,
 		       uint32_t sent_size, uint64_t erase_bytes, struct write_ctx *w,
 		       struct fw_err *e)
 {
 	struct esp_dev *x = d->priv;
-	uint32_t nblocks = esp_proto_blocks(len, BLOCK);
+	const uint32_t bs = write_block(x);
+	uint32_t nblocks = esp_proto_blocks(len, bs);
 	uint8_t *buf;
 	uint64_t done = 0;
 	int rc;
 
-	buf = malloc((size_t)nblocks * BLOCK);
+	buf = malloc((size_t)nblocks * bs);
 	if (!buf)
 		return fw_err_set(e, FW_ENOMEM, "out of memory writing 0x%X", addr);
-	memset(buf, 0xFF, (size_t)nblocks * BLOCK);
+	memset(buf, 0xFF, (size_t)nblocks * bs);
 	memcpy(buf, data, len);
 	progress(d, "erase", w->done, w->total);
 	rc = flash_begin(d, ESP_OP_FLASH_BEGIN, sent_size, nblocks, addr,
 			 scaled_ms(x, ERASE_MS_PER_MB, erase_bytes), e);
+	/* The helper erases each sector as its first block arrives and
+	 * answers a block once it is on flash: time a block for both. */
 	if (rc == FW_OK)
-		rc = send_blocks(d, ESP_OP_FLASH_DATA, buf, (size_t)nblocks * BLOCK,
-				 scaled_ms(x, WRITE_MS_PER_MB, BLOCK), addr, &done, len, w, e);
+		rc = send_blocks(d, ESP_OP_FLASH_DATA, buf, (size_t)nblocks * bs,
+				 scaled_ms(x, WRITE_MS_PER_MB + (x->helper ? ERASE_MS_PER_MB : 0),
+					   bs), addr, &done, len, w, e);
 	free(buf);
 	if (rc != FW_OK)
 		fw_err_prefix(e, "writing 0x%X-0x%X", addr, addr + len - 1);
@@ -1513,6 +1925,10 @@ static int write_unit(struct device *d, const struct esp_unit *u, const uint8_t 
 	struct esp_proto_erase_plan plan;
 	int rc;
 
+	/* The helper erases exactly the sectors FLASH_BEGIN names: no
+	 * compensation, and the unit already starts on a sector. */
+	if (x->helper)
+		return write_plain(d, u->addr, data, u->len, u->len, u->len, w, e);
 	if (x->loader != ESP_LOADER_ESP8266_ROM)
 		return write_esp32_unit(d, u->addr, data, u->len, w, e);
 	/* Planned afresh for every start: FLASH_BEGIN erases again, and the
@@ -1575,14 +1991,14 @@ static int esp_write(struct device *d, const struct image *img, struct fw_err *e
 		return rc;
 	/* Every warning (and every refusal, e.g. an over-erase that would
 	 * wrap around to 0x0) before the first byte is erased. */
-	rc = warnings_for(d->p, flash_size_of(d), img, u, nu, &warn, e);
+	rc = warnings_for(d->p, flash_size_of(d), x->helper, img, u, nu, &warn, e);
 	for (i = 0; i < warn.n; i++)
 		esp_log(d, "WARNING: %s", warn.w[i].text);
 	if (rc != FW_OK)
 		goto out;
 	for (i = 0; i < nu; i++)
 		w.total += u[i].len;
-	if (x->loader != ESP_LOADER_ESP8266_ROM && (rc = esp32_prepare(d, e)) != FW_OK)
+	if ((rc = prepare(d, e)) != FW_OK)
 		goto out;
 	for (i = 0; i < nu && rc == FW_OK; i++) {
 		uint8_t *data = malloc(u[i].len);
@@ -1687,6 +2103,206 @@ static int repair_range(struct device *d, uint32_t addr, uint32_t len, uint8_t *
 	return FW_OK;
 }
 
+/* A 4-byte READ_FLASH acknowledgement: the total received so far. */
+static int send_ack(struct device *d, uint32_t total, struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint8_t ack[4];
+
+	esp_proto_read_stream_ack_encode(total, ack);
+	strbuf_reset(&x->wire);
+	slip_append_frame(&x->wire, ack, sizeof ack);
+	if (strbuf_failed(&x->wire))
+		return fw_err_set(e, FW_ENOMEM, "out of memory acknowledging a read");
+	return transport_write(d->t, x->wire.s, x->wire.len,
+			       transport_deadline_ms(WRITE_TIMEOUT_MS), e);
+}
+
+/* One READ_FLASH of [addr, addr+len) through the helper: the reply, then
+ * data frames, each acknowledged, then the MD5 of what the helper read.
+ * *clean is false when the helper finished but the data cannot be trusted
+ * (a frame of the wrong size, or the MD5 disagrees): reading again cures
+ * that. A silence is FW_ETIMEOUT with x->fail = FAIL_TIMEOUT: the helper's
+ * state is then unknown. *shown: progress already reported. */
+static int helper_read_once(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
+			    uint64_t done0, uint64_t total, uint64_t *shown, bool *clean,
+			    struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint32_t packet = x->hp.read_packet ? x->hp.read_packet : HELPER_PACKET;
+	uint32_t inflight = x->hp.read_inflight ? x->hp.read_inflight : HELPER_INFLIGHT;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	uint8_t host[MD5_LEN];
+	const uint8_t *pkt = NULL;
+	size_t n = 0;
+	uint32_t got = 0;
+	int rc;
+
+	*clean = true;
+	if ((rc = esp_proto_req_read_flash(&r, addr, len, packet, inflight, e)) != FW_OK)
+		return rc;
+	/* Not resent blindly: after a damaged reply the helper may already
+	 * be streaming (the caller recovers instead). */
+	if ((rc = command(d, &r, x->opt.timeout_ms, &resp, e)) != FW_OK)
+		return rc;
+	while (got <= len) {
+		uint32_t want = len - got < packet ? len - got : packet;
+
+		rc = recv_frame(d, transport_deadline_ms(x->opt.timeout_ms), &pkt, &n, e);
+		if (rc == FW_ETIMEOUT) {
+			x->fail = FAIL_TIMEOUT;
+			return fw_err_set(e, FW_ETIMEOUT, "the flashwise helper stopped sending "
+					  "at 0x%X (%u of %u bytes of this read arrived)", addr + got,
+					  got, len);
+		}
+		if (rc != FW_OK)
+			return rc;
+		if (got == len)
+			break; /* the MD5 trailer */
+		if (n != want && esp_proto_response_match(pkt, n, ESP_OP_READ_FLASH) ==
+				 ESP_MATCH_YES &&
+		    esp_proto_response_parse(pkt, n, 0, 2, &resp, NULL) == FW_OK &&
+		    !esp_proto_response_ok(&resp)) {
+			/* The helper ended the stream: its flash read failed. */
+			x->fail = FAIL_REFUSED;
+			x->fail_code = esp_proto_status_reason(&resp);
+			rc = esp_proto_response_check(&resp, e);
+			fw_err_prefix(e, "reading 0x%X", addr + got);
+			return rc;
+		}
+		/* A frame of another size lost or gained bytes on the line: keep
+		 * counting whole packets so the helper finishes the stream, and
+		 * read the range again afterwards. */
+		if (n == want)
+			memcpy(out + got, pkt, n);
+		else
+			*clean = false;
+		got += want;
+		if ((rc = send_ack(d, got, e)) != FW_OK)
+			return rc;
+		if (done0 + got > *shown) {
+			*shown = done0 + got;
+			progress(d, "read", *shown, total);
+		}
+	}
+	if (n != MD5_LEN) {
+		*clean = false;
+		return FW_OK;
+	}
+	if (integrity_md5(out, len, host) != FW_OK)
+		return fw_err_set(e, FW_ENOMEM, "could not compute an MD5 on this computer");
+	if (!integrity_equal(host, pkt, MD5_LEN))
+		*clean = false;
+	return FW_OK;
+}
+
+/* Puts right [addr, addr+n) (its bytes in out) after a read whose MD5
+ * trailer disagreed: the range is split in REPAIR_SPLIT pieces, a piece
+ * whose on-chip MD5 matches what arrived is kept, the others are read
+ * again (and split again when that read is damaged too). Pieces of
+ * REPAIR_MIN bytes are read again as a whole, REPAIR_TRIES times at most:
+ * on a noisy line only the damaged kilobytes cross it again. base and len
+ * are the whole read, for progress. */
+static int helper_repair(struct device *d, uint32_t base, uint32_t len, uint32_t addr,
+			 uint32_t n, uint8_t *out, uint64_t *shown, struct fw_err *e)
+{
+	uint32_t piece, off;
+	unsigned tries;
+	bool clean = true;
+	int rc;
+
+	if (n <= REPAIR_MIN) {
+		for (tries = 1;; tries++) {
+			rc = helper_read_once(d, addr, n, out, addr - base, len, shown, &clean, e);
+			if (rc != FW_OK || clean)
+				return rc;
+			if (tries >= REPAIR_TRIES)
+				return fw_err_set(e, FW_EINTEGRITY,
+						  "the data read from 0x%X-0x%X does not match the "
+						  "helper's MD5 of it after %u more reads (bytes keep "
+						  "being corrupted on the serial line): check the "
+						  "cable, or choose a lower baud rate", addr,
+						  addr + n - 1, tries);
+			resync(d);
+		}
+	}
+	piece = (n / REPAIR_SPLIT + REPAIR_MIN - 1) / REPAIR_MIN * REPAIR_MIN;
+	for (off = 0; off < n; off += piece) {
+		uint32_t pn = n - off < piece ? n - off : piece;
+		bool differs = true;
+
+		/* A digest bent on the line only costs a re-read. */
+		if ((rc = md5_differs(d, addr + off, out + off, pn, 1, &differs, e)) != FW_OK)
+			return rc;
+		if (!differs)
+			continue;
+		rc = helper_read_once(d, addr + off, pn, out + off, addr + off - base, len, shown,
+				      &clean, e);
+		if (rc != FW_OK)
+			return rc;
+		if (!clean) {
+			resync(d);
+			if ((rc = helper_repair(d, base, len, addr + off, pn, out + off, shown,
+						e)) != FW_OK)
+				return rc;
+		}
+	}
+	return FW_OK;
+}
+
+/* A backup through the helper, in READ_CHUNK pieces: a piece whose data
+ * does not match the helper's MD5 is repaired (helper_repair); a helper
+ * that goes silent is put back (probe, else reset and upload again, at most
+ * READ_REENTRIES times) and the piece read again. */
+static int helper_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
+		       struct fw_err *e)
+{
+	struct esp_dev *x = d->priv;
+	uint32_t off = 0;
+	uint64_t shown = 0;
+	unsigned reentries = 0;
+	int rc;
+
+	while (off < len) {
+		uint32_t n = len - off < READ_CHUNK ? len - off : READ_CHUNK;
+
+		for (;;) {
+			struct fw_err le = { 0 };
+			bool clean = true;
+			char what[64];
+
+			fw_err_clear(&le);
+			rc = helper_read_once(d, addr + off, n, out + off, off, len, &shown, &clean,
+					      &le);
+			if (rc == FW_OK && !clean) {
+				esp_log(d, "the data read from 0x%X-0x%X does not match the helper's "
+					"MD5 of it (bytes were damaged on the serial line); reading "
+					"the damaged pieces again", addr + off, addr + off + n - 1);
+				resync(d);
+				fw_err_clear(&le);
+				rc = helper_repair(d, addr, len, addr + off, n, out + off, &shown, &le);
+			}
+			if (rc == FW_OK)
+				break;
+			if (rc == FW_EINTEGRITY || x->fail == FAIL_NONE || x->fail == FAIL_REFUSED ||
+			    reentries >= READ_REENTRIES) {
+				copy_err(e, &le);
+				return rc;
+			}
+			reentries++;
+			snprintf(what, sizeof what, "reading 0x%X", addr + off);
+			esp_log(d, "%s; reading 0x%X-0x%X again (try %u of %u)", le.msg,
+				addr + off, addr + off + n - 1, reentries + 1, READ_REENTRIES + 1);
+			if ((rc = recover_loader(d, what, e)) != FW_OK)
+				return rc;
+		}
+		off += n;
+	}
+	progress(d, "read", len, len);
+	return FW_OK;
+}
+
 static int esp_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
 		    struct fw_err *e)
 {
@@ -1697,17 +2313,22 @@ static int esp_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
 
 	if ((rc = require_identified(d, e)) != FW_OK)
 		return rc;
-	if (x->loader == ESP_LOADER_ESP8266_ROM)
-		return fw_err_set(e, FW_EUNSUPPORTED, "cannot back up the flash: %s",
-				  DEV_ESP_ESP8266_WHY_NOT);
+	if (x->loader == ESP_LOADER_ESP8266_ROM) {
+		char why[256];
+
+		why_not_8266(d, why, sizeof why);
+		return fw_err_set(e, FW_EUNSUPPORTED, "cannot back up the flash: %s", why);
+	}
 	if (len == 0 || !out)
 		return fw_err_set(e, FW_EINVAL, "esp: nothing to read");
 	if ((uint64_t)addr + len > flash_size_of(d))
 		return fw_err_set(e, FW_EINVAL,
 				  "cannot read 0x%X-0x%llX: the flash has only %u KB", addr,
 				  (unsigned long long)addr + len - 1, flash_size_of(d) / 1024);
-	if ((rc = esp32_prepare(d, e)) != FW_OK)
+	if ((rc = prepare(d, e)) != FW_OK)
 		return rc;
+	if (x->helper)
+		return helper_read(d, addr, len, out, e);
 	if ((rc = read_range(d, addr, len, out, true, &reentries, e)) != FW_OK)
 		return rc;
 	/* READ_FLASH_SLOW carries no checksum: a backup counts only once the
@@ -1780,14 +2401,16 @@ static int narrow_down(struct device *d, uint32_t addr, const uint8_t *data, uin
 static int verify_once(struct device *d, const struct image *img,
 		       struct device_verify_result *r, struct fw_err *e)
 {
+	struct esp_dev *x = d->priv;
 	uint64_t total, done = 0;
 	size_t i, before;
 	int rc;
 
 	memset(r, 0, sizeof *r);
-	if ((rc = esp32_prepare(d, e)) != FW_OK)
+	if ((rc = prepare(d, e)) != FW_OK)
 		return rc;
-	snprintf(r->method, sizeof r->method, "md5 on chip");
+	snprintf(r->method, sizeof r->method, "%s", x->helper ? "md5 on chip (flashwise helper)"
+								: "md5 on chip");
 	total = image_total(img);
 	/* Exactly the image's bytes: a verify must not depend on what the
 	 * write did around them. */
@@ -1837,9 +2460,12 @@ static int esp_verify(struct device *d, const struct image *img,
 		return rc;
 	if (!img || !r)
 		return fw_err_set(e, FW_EINVAL, "esp: nothing to verify");
-	if (x->loader == ESP_LOADER_ESP8266_ROM)
-		return fw_err_set(e, FW_EUNSUPPORTED, "cannot verify on this loader: %s",
-				  DEV_ESP_ESP8266_WHY_NOT);
+	if (x->loader == ESP_LOADER_ESP8266_ROM) {
+		char why[256];
+
+		why_not_8266(d, why, sizeof why);
+		return fw_err_set(e, FW_EUNSUPPORTED, "cannot verify on this loader: %s", why);
+	}
 	for (tries = 0;; tries++) {
 		struct fw_err le = { 0 };
 
@@ -1877,6 +2503,12 @@ static int esp_leave(struct device *d, bool run, struct fw_err *e)
 		/* EN low with GPIO0 released: a plain reset into the app. */
 		sleep_ms(HARD_RESET_MS);
 		rc = transport_set_lines(d->t, 0, 0, e);
+	} else if (rc == FW_EUNSUPPORTED && x->helper) {
+		/* The helper cannot hand back to the ROM or start the app. */
+		return fw_err_set(e, FW_EUNSUPPORTED,
+				  "the flashwise helper cannot start the application and there is "
+				  "no reset line on %s: press RST on the board (or power-cycle it) "
+				  "to start it", d->t->path);
 	} else if (rc == FW_EUNSUPPORTED) {
 		/* No reset line: ask the ROM to run the application. */
 		if (!x->loader_known) {
@@ -1905,6 +2537,11 @@ static int esp_leave(struct device *d, bool run, struct fw_err *e)
 		return rc;
 	x->identified = false;
 	x->attached = x->params_set = false;
+	/* The reset wiped the helper from RAM. */
+	if (x->helper) {
+		x->helper = false;
+		x->loader = x->chip ? x->chip->rom : ESP_LOADER_ESP8266_ROM;
+	}
 	if (x->baud_changed) {
 		/* the reset put the chip's UART back to its own rate */
 		x->baud_changed = false;

@@ -448,6 +448,7 @@ out:
 		unlink(link_path);
 	if (s->zs_init)
 		inflateEnd(&s->zs);
+	sim_helper_free(s);
 	sim_flash_close(s);
 	sim_queues_free(s);
 	if (s->lines_fd >= 0)

@@ -6,7 +6,9 @@
  * Files: main.c (options, main loop), sim_io.c (pty, line-rate pacing,
  * baud mismatch, faults, DTR/RTS side channel), sim_flash.c (flash file,
  * erase/program model), sim_rom.c (the ROM loader commands), sim_boot.c
- * (reset, ROM banner, booting the image in flash). */
+ * (reset, ROM banner, booting the image in flash), sim_helper.c
+ * (flashwise's RAM helper, uploaded by the driver: the helper's own
+ * protocol code, src/helper/helper_proto.c, runs on the simulated chip). */
 #ifndef FLASHWISE_SIM_H
 #define FLASHWISE_SIM_H
 
@@ -73,10 +75,18 @@ enum sim_mode {
 	SIM_MODE_LOADER, /* ROM serial loader (download mode) */
 	SIM_MODE_APP,    /* running the application from flash (or hung ROM) */
 	SIM_MODE_HUNG,   /* fault: stopped answering */
+	SIM_MODE_HELPER, /* flashwise's RAM helper owns the UART */
 };
 
 #define SIM_REGS_MAX 64
 #define SIM_RAM_MAX  (512u * 1024u)
+#define SIM_RAM_SEGS 8
+
+/* One MEM_BEGIN region: size bytes at addr, kept at ram[off..off+size). */
+struct sim_ram_seg {
+	uint32_t addr, size, off;
+	uint32_t len;            /* bytes received (highest MEM_DATA end) */
+};
 
 struct sim_reg {
 	uint32_t addr, value;
@@ -125,11 +135,16 @@ struct sim {
 	uint32_t defl_written;
 	bool defl_done;
 
-	/* MEM_BEGIN */
+	/* MEM_BEGIN: every region uploaded since the last reset, in order */
 	bool mem_open;
 	struct esp_proto_begin mbeg;
-	uint8_t *ram;            /* SIM_RAM_MAX bytes, offset from mbeg.offset */
-	uint32_t ram_len;
+	uint8_t *ram;            /* SIM_RAM_MAX bytes shared by the regions */
+	uint32_t ram_used;
+	struct sim_ram_seg ram_seg[SIM_RAM_SEGS];
+	size_t n_ram_seg;
+
+	/* flashwise's RAM helper (SIM_MODE_HELPER); allocated on first use */
+	struct sim_helper *helper;
 
 	/* SLIP */
 	struct slip_decoder dec;
@@ -194,6 +209,13 @@ uint64_t sim_flash_program_ns(const struct sim *s, size_t bytes);
 void sim_rom_reset(struct sim *s);
 void sim_rom_packet(struct sim *s, const uint8_t *pkt, size_t n);
 uint32_t sim_reg_read(struct sim *s, uint32_t addr);
+/* A register write as WRITE_REG does it (SPI user commands run). */
+void sim_reg_write(struct sim *s, const struct esp_proto_reg_write *w);
+/* The chip is busy (flash work) for ns more: no input is taken and no
+ * output leaves before then. */
+void sim_busy_for(struct sim *s, uint64_t ns);
+/* What the strapping pins select at the next boot: download mode? */
+bool sim_straps_download(const struct sim *s);
 
 /* sim_boot.c */
 /* The chip leaves reset: banner, then the loader or the app in flash. */
@@ -202,7 +224,16 @@ void sim_boot(struct sim *s, bool download, unsigned rst_cause);
 void sim_hold_reset(struct sim *s);
 /* MEM_END with an entry point: run uploaded RAM code. Returns true when the
  * code was recognised and now runs (it then owns the UART); false: the ROM
- * answers and stays in the loader. Seam for flashwise's own RAM helper. */
+ * answers and stays in the loader. Recognised: flashwise's RAM helper
+ * (helper_blob.h), exactly as built. */
 bool sim_run_ram_code(struct sim *s, uint32_t entry);
+
+/* sim_helper.c */
+/* True (and the helper runs, its greeting queued) when the uploaded
+ * regions and entry are helper_blob.h's. */
+bool sim_helper_start(struct sim *s, uint32_t entry);
+/* One received byte for the running helper. */
+void sim_helper_input(struct sim *s, uint8_t b);
+void sim_helper_free(struct sim *s);
 
 #endif

@@ -193,14 +193,12 @@ void sim_boot(struct sim *s, bool download, unsigned rst_cause)
 
 bool sim_run_ram_code(struct sim *s, uint32_t entry)
 {
-	/* Seam: a later issue recognises flashwise's own RAM helper in
-	 * s->ram[0..s->ram_len) (loaded at s->mbeg.offset) and runs a model
-	 * of it here. Nothing is recognised yet: the ROM answers MEM_END and
-	 * stays in the loader. */
+	if (sim_helper_start(s, entry))
+		return true;
 	if (s->cfg.verbose)
 		fprintf(stderr,
-			"flashwise-sim: MEM_END entry 0x%08X: %u bytes at 0x%08X not recognised, "
+			"flashwise-sim: MEM_END entry 0x%08X: %zu uploaded region(s) not recognised, "
 			"staying in the loader\n",
-			entry, s->ram_len, s->mbeg.offset);
+			entry, s->n_ram_seg);
 	return false;
 }

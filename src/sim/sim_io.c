@@ -304,6 +304,9 @@ bool sim_rx_read(struct sim *s)
 			s->uart_baud = client;
 		else
 			garbled = baud_mismatch(client, s->uart_baud);
+	} else if (s->mode == SIM_MODE_HELPER) {
+		/* The helper keeps the rate it took over from the ROM. */
+		garbled = baud_mismatch(client, s->uart_baud);
 	}
 	for (ssize_t i = 0; i < r; i++) {
 		uint64_t idx = s->faults.index[SIM_RX]++, rnd = 0;
@@ -334,7 +337,7 @@ int64_t sim_rx_process(struct sim *s)
 
 		if (x->due > now)
 			return next_wait(x->due, s->rx.v[s->rx.len - 1].due, now);
-		if (s->mode != SIM_MODE_LOADER) {
+		if (s->mode != SIM_MODE_LOADER && s->mode != SIM_MODE_HELPER) {
 			/* In reset, hung or running the app: input goes nowhere. */
 			s->rx.head++;
 			continue;
@@ -342,9 +345,13 @@ int64_t sim_rx_process(struct sim *s)
 		if (s->busy_until > now)
 			return ns_until(s->busy_until, now);
 		s->rx.head++;
-		slip_decoder_feed(&s->dec, &x->b, 1, &ev);
-		if (ev.kind == SLIP_EV_FRAME)
-			sim_rom_packet(s, ev.frame, ev.len);
+		if (s->mode == SIM_MODE_HELPER) {
+			sim_helper_input(s, x->b);
+		} else {
+			slip_decoder_feed(&s->dec, &x->b, 1, &ev);
+			if (ev.kind == SLIP_EV_FRAME)
+				sim_rom_packet(s, ev.frame, ev.len);
+		}
 		now = sim_now();
 	}
 	return -1;

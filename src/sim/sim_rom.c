@@ -115,7 +115,7 @@ static void spi_execute(struct sim *s)
 	}
 }
 
-static void reg_write(struct sim *s, const struct esp_proto_reg_write *w)
+void sim_reg_write(struct sim *s, const struct esp_proto_reg_write *w)
 {
 	const struct esp_proto_spi_regs *rg = esp_proto_spi_regs(s->fam);
 	struct sim_reg *r = reg_slot(s, w->addr, true);
@@ -162,7 +162,7 @@ static uint32_t word(const struct esp_proto_req *r, size_t i, uint32_t dflt)
 	return esp_proto_request_word(r, i, &w, NULL) == FW_OK ? w : dflt;
 }
 
-static void busy_for(struct sim *s, uint64_t ns)
+void sim_busy_for(struct sim *s, uint64_t ns)
 {
 	uint64_t now = sim_now();
 
@@ -173,7 +173,7 @@ static void busy_for(struct sim *s, uint64_t ns)
 	s->busy_until += ns;
 }
 
-static bool straps_download(const struct sim *s)
+bool sim_straps_download(const struct sim *s)
 {
 	if (s->lines_fd >= 0)
 		return s->dtr && !s->rts;
@@ -197,7 +197,8 @@ void sim_rom_reset(struct sim *s)
 	s->spi_attached = false;
 	s->rom_flash_size = 2u * 1024u * 1024u;
 	s->flash_open = s->mem_open = false;
-	s->ram_len = 0;
+	s->ram_used = 0;
+	s->n_ram_seg = 0;
 	s->baud_locked = false;
 	s->busy_until = 0;
 	slip_decoder_reset(&s->dec);
@@ -247,7 +248,7 @@ static void flash_begin(struct sim *s, const struct esp_proto_req *r, bool defla
 			esp_proto_op_name(r->op), b.size, b.offset, sec.count,
 			sec.first * ESP_PROTO_SECTOR);
 	sim_flash_erase(s, sec.first, sec.count);
-	busy_for(s, sim_flash_erase_ns(s, sec.count));
+	sim_busy_for(s, sim_flash_erase_ns(s, sec.count));
 	defl_end(s);
 	s->fbeg = b;
 	s->flash_open = !deflate;
@@ -275,7 +276,7 @@ static bool fault_reset_now(struct sim *s, uint32_t addr, const struct esp_proto
 		return false;
 	s->faults.reset_after_blocks = -1; /* once: a retry can succeed */
 	sim_flash_program(s, addr, d->data, d->len / 2);
-	sim_boot(s, straps_download(s), SIM_RST_WATCHDOG);
+	sim_boot(s, sim_straps_download(s), SIM_RST_WATCHDOG);
 	return true;
 }
 
@@ -310,7 +311,7 @@ static void flash_data(struct sim *s, const struct esp_proto_req *r)
 	if (fault_reset_now(s, addr, &d))
 		return;
 	sim_flash_program(s, addr, d.data, d.len);
-	busy_for(s, sim_flash_program_ns(s, d.len));
+	sim_busy_for(s, sim_flash_program_ns(s, d.len));
 	ok(s, r->op);
 }
 
@@ -363,7 +364,7 @@ static void defl_data(struct sim *s, const struct esp_proto_req *r)
 			return;
 		}
 	}
-	busy_for(s, sim_flash_program_ns(s, total));
+	sim_busy_for(s, sim_flash_program_ns(s, total));
 	ok(s, r->op);
 }
 
@@ -380,7 +381,7 @@ static void flash_end(struct sim *s, const struct esp_proto_req *r)
 	if (how == ESP_PROTO_END_RUN_USER)
 		sim_boot(s, false, 2);
 	else
-		sim_boot(s, straps_download(s), 2);
+		sim_boot(s, sim_straps_download(s), 2);
 }
 
 static void read_flash_slow(struct sim *s, const struct esp_proto_req *r)
@@ -424,7 +425,7 @@ static void flash_md5(struct sim *s, const struct esp_proto_req *r)
 	}
 	n = esp_proto_md5_encode(s->rom, md5, hex);
 	/* Reading takes time on real flash; roughly like a read-back. */
-	busy_for(s, s->cfg.flash_timing ? (uint64_t)size * 50u : 0);
+	sim_busy_for(s, s->cfg.flash_timing ? (uint64_t)size * 50u : 0);
 	reply(s, r->op, 0, hex, n, 0);
 }
 
@@ -438,31 +439,37 @@ static void mem_begin(struct sim *s, const struct esp_proto_req *r)
 		fail(s, r->op, ROM_ERR_MSG);
 		return;
 	}
-	if (b.size > SIM_RAM_MAX) {
+	/* Regions add up until a reset, as in real RAM (code in IRAM, data
+	 * in DRAM); the simulator keeps them side by side. */
+	if (b.size > SIM_RAM_MAX - s->ram_used || s->n_ram_seg == SIM_RAM_SEGS) {
 		fail(s, r->op, ROM_ERR_RAM_SIZE);
 		return;
 	}
 	s->mbeg = b;
 	s->mem_open = true;
-	s->ram_len = 0;
+	s->ram_seg[s->n_ram_seg++] = (struct sim_ram_seg){ .addr = b.offset, .size = b.size,
+							   .off = s->ram_used };
+	s->ram_used += b.size;
 	ok(s, r->op);
 }
 
 static void mem_data(struct sim *s, const struct esp_proto_req *r)
 {
 	struct esp_proto_data d;
+	struct sim_ram_seg *seg;
 	uint64_t off;
 
 	if (!data_block(s, r, &d, s->mem_open))
 		return;
+	seg = &s->ram_seg[s->n_ram_seg - 1];
 	off = (uint64_t)d.seq * s->mbeg.block_size;
-	if (off + d.len > s->mbeg.size || off + d.len > SIM_RAM_MAX) {
+	if (off + d.len > seg->size) {
 		fail(s, r->op, ROM_ERR_RAM_ADDR);
 		return;
 	}
-	memcpy(s->ram + off, d.data, d.len);
-	if (off + d.len > s->ram_len)
-		s->ram_len = (uint32_t)(off + d.len);
+	memcpy(s->ram + seg->off + off, d.data, d.len);
+	if (off + d.len > seg->len)
+		seg->len = (uint32_t)(off + d.len);
 	ok(s, r->op);
 }
 
@@ -529,7 +536,7 @@ void sim_rom_packet(struct sim *s, const uint8_t *pkt, size_t n)
 			return;
 		}
 		for (size_t i = 0; i < nw; i++)
-			reg_write(s, &w[i]);
+			sim_reg_write(s, &w[i]);
 		ok(s, op);
 		return;
 	}

@@ -1,8 +1,11 @@
 #!/bin/bash
 # Fault matrix: flashwise write against flashwise-sim with line faults
 # (dropped, corrupted and delayed bytes), a reset in the middle of the write
-# and a chip that stops answering. Whatever happens, the exit code must tell
-# the truth about the flash:
+# and a chip that stops answering. Three kinds of run: esp32 (ESP32 ROM),
+# esp8266 (the shipped profile: flashwise's RAM helper, backed up and
+# verified like the ESP32) and esp8266rom (a profile copy with helper = no:
+# the ROM loader alone). Whatever happens, the exit code must tell the truth
+# about the flash:
 #   exit 0    the target range holds the image byte for byte, and nothing
 #             outside the sectors it covers changed (never on the ESP8266 ROM,
 #             which cannot verify);
@@ -18,17 +21,19 @@ PATTERN=$TMP/pattern.flash
 make_flash "$PATTERN" 5a
 raw_image "$TMP/img32.bin" 8192 esp32-fault-image
 raw_image "$TMP/img8266.bin" 8192 esp8266-fault-image
+NOHELPER=$TMP/nodemcu-nohelper.ini
+sed -e 's/^helper = yes$/helper = no/' -e '/^flash_baud = /d' profiles/nodemcu-v1.ini >"$NOHELPER"
 
-# one_run ID CHIP PROFILE SPEC OFF IMAGE FAULT SEED [WRITE OPTIONS...]
+# one_run ID KIND SIMCHIP PROFILE SPEC OFF IMAGE FAULT SEED [WRITE OPTIONS...]
 # Runs one write and prints one result line:
-#   ID|chip|fault|seed|rc|seconds|verdict|detail
+#   ID|kind|fault|seed|rc|seconds|verdict|detail
 one_run() {
-	local id=$1 chip=$2 prof=$3 spec=$4 off=$5 img=$6 fault=$7 seed=$8
-	local len start end rc secs verdict detail="" target outside whole
-	shift 8
+	local id=$1 chip=$2 simchip=$3 prof=$4 spec=$5 off=$6 img=$7 fault=$8 seed=$9
+	local len start end rc secs verdict detail="" target outside whole bkname
+	shift 9
 	len=$(stat -c %s "$img")
 	cp "$PATTERN" "$TMP/$id.flash"
-	if ! sim_start "$id" "$chip" --boot flash --seed "$seed" --fault "$fault" --verbose; then
+	if ! sim_start "$id" "$simchip" --boot flash --seed "$seed" --fault "$fault" --verbose; then
 		echo "$id|$chip|$fault|$seed|-|0|VIOLATION|the sim did not start"
 		return
 	fi
@@ -53,11 +58,13 @@ one_run() {
 	cmp -s "$TMP/$id.masked" "$PATTERN" && outside=unchanged || outside=changed
 	rm -f "$TMP/$id.masked"
 
-	# On the ESP32 a write starts only after a backup of the sectors it
-	# covers, which must hold what was there (the pattern).
+	# On the ESP32 and the ESP8266 with the helper a write starts only
+	# after a backup of the sectors it covers, which must hold what was
+	# there (the pattern).
 	backup=n/a
-	if [ "$chip" = esp32 ]; then
-		backup=$(printf '%s/backup-%s-0x%06X.bin' "$TMP/$id.bk" "$prof" "$off")
+	if [ "$chip" != esp8266rom ]; then
+		bkname=$(basename "$prof" .ini)
+		backup=$(printf '%s/backup-%s-0x%06X.bin' "$TMP/$id.bk" "$bkname" "$off")
 		if [ ! -f "$backup" ]; then
 			backup=missing
 		elif dd if="$PATTERN" bs=4096 count=$(( (len + 4095) / 4096 )) status=none |
@@ -72,13 +79,13 @@ one_run() {
 
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		verdict=VIOLATION detail="still running after ${BOUND}s"
-	elif [ "$chip" = esp32 ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq 10 ]; } &&
+	elif [ "$chip" != esp8266rom ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq 10 ]; } &&
 		[ "$backup" != good ]; then
 		verdict=VIOLATION detail="exit $rc after writing, but the backup is $backup"
 	elif [ "$backup" = wrong ]; then
 		verdict=VIOLATION detail="a stored backup does not hold the old contents"
 	elif [ "$rc" -eq 0 ]; then
-		if [ "$chip" = esp8266 ]; then
+		if [ "$chip" = esp8266rom ]; then
 			verdict=VIOLATION detail="exit 0 without a verification"
 		elif [ "$target" != same ]; then
 			verdict=VIOLATION detail="exit 0 but the target differs from the image"
@@ -119,15 +126,15 @@ ops_since_boot() {
 		sed -n 's/^flashwise-sim: \([A-Z_0-9]*\) ([0-9]* bytes)$/\1/p'
 }
 
-# calibrate CHIP PROFILE SPEC IMAGE [WRITE OPTIONS...]: a fault-free run
-# with a verbose sim; $TMP/ops.CHIP gets the commands the chip answered
-# since it entered its loader, one per line, so "hang:N" can be aimed at
-# the (N+1)th of them whatever the driver sends before.
+# calibrate KIND SIMCHIP PROFILE SPEC IMAGE [WRITE OPTIONS...]: a fault-free
+# run with a verbose sim; $TMP/ops.KIND gets the commands the chip's ROM
+# answered since it entered its loader, one per line, so "hang:N" can be
+# aimed at the (N+1)th of them whatever the driver sends before.
 calibrate() {
-	local chip=$1 prof=$2 spec=$3 img=$4
-	shift 4
+	local chip=$1 simchip=$2 prof=$3 spec=$4 img=$5
+	shift 5
 	cp "$PATTERN" "$TMP/cal-$chip.flash"
-	sim_start "cal-$chip" "$chip" --boot flash --verbose || return 1
+	sim_start "cal-$chip" "$simchip" --boot flash --verbose || return 1
 	fw write --port "$SIM_PORT" --profile "$prof" "$img@$spec" --backup-dir "$TMP" "$@" \
 		>/dev/null 2>&1
 	sim_stop
@@ -144,11 +151,14 @@ hang_at() {
 	fi
 	echo $(( ${n:-1} - 1 ))
 }
-calibrate esp32 esp32-devkitc nvs "$TMP/img32.bin"
-calibrate esp8266 nodemcu-v1 0x20000 "$TMP/img8266.bin" --accept-no-backup
-grep -q -x SPI_FLASH_MD5 "$TMP/ops.esp32" && grep -q -x FLASH_DATA "$TMP/ops.esp8266" &&
-	ok "calibration runs saw the write and verify commands" ||
-	bad "calibration runs saw the write and verify commands" "$(cat "$TMP/ops.esp32")"
+calibrate esp32 esp32 esp32-devkitc nvs "$TMP/img32.bin"
+calibrate esp8266 esp8266 nodemcu-v1 0x20000 "$TMP/img8266.bin"
+calibrate esp8266rom esp8266 "$NOHELPER" 0x20000 "$TMP/img8266.bin" --accept-no-backup
+grep -q -x SPI_FLASH_MD5 "$TMP/ops.esp32" && grep -q -x FLASH_DATA "$TMP/ops.esp8266rom" &&
+	grep -q -x MEM_END "$TMP/ops.esp8266" &&
+	ok "calibration runs saw the write, verify and helper upload commands" ||
+	bad "calibration runs saw the write, verify and helper upload commands" \
+		"$(cat "$TMP/ops.esp32" "$TMP/ops.esp8266")"
 
 # The matrix: chip, fault, seeds. A run added with `xfail CHIP FAULT SEED WHY`
 # is a known driver bug: it must still show the violation (when it stops, the
@@ -170,15 +180,25 @@ add esp32 hang:30 1
 add esp32 "hang:$(hang_at esp32 FLASH_DEFL_BEGIN first)" 1
 add esp32 "hang:$(hang_at esp32 FLASH_DEFL_DATA last)" 1
 add esp32 "hang:$(hang_at esp32 SPI_FLASH_MD5 last)" 1
+# With the helper: its commands are served by the helper's own code in the
+# sim, so reset-write and hang (ROM command counters) only reach the upload.
 add esp8266 none 1
 add esp8266 drop:0.0003 1 2 3
 add esp8266 corrupt:0.0003 1 2 3
 add esp8266 corrupt-rx:0.0005 1 2
+add esp8266 drop-tx:0.001 1 2
 add esp8266 delay:0.0005 1
-add esp8266 reset-write:3 1
-add esp8266 reset-write:7 1
-add esp8266 "hang:$(hang_at esp8266 FLASH_BEGIN last)" 1
-add esp8266 "hang:$(hang_at esp8266 FLASH_DATA last)" 1
+add esp8266 "hang:$(hang_at esp8266 MEM_DATA first)" 1
+add esp8266 "hang:$(hang_at esp8266 MEM_END first)" 1
+add esp8266rom none 1
+add esp8266rom drop:0.0003 1 2 3
+add esp8266rom corrupt:0.0003 1 2 3
+add esp8266rom corrupt-rx:0.0005 1 2
+add esp8266rom delay:0.0005 1
+add esp8266rom reset-write:3 1
+add esp8266rom reset-write:7 1
+add esp8266rom "hang:$(hang_at esp8266rom FLASH_BEGIN last)" 1
+add esp8266rom "hang:$(hang_at esp8266rom FLASH_DATA last)" 1
 
 i=0
 for r in "${RUNS[@]}"; do
@@ -187,10 +207,13 @@ for r in "${RUNS[@]}"; do
 	echo "$4" >"$TMP/r$i.xfail"
 	id=r$i
 	if [ "$1" = esp32 ]; then
-		args=(esp32 esp32-devkitc nvs 0x9000 "$TMP/img32.bin")
+		args=(esp32 esp32 esp32-devkitc nvs 0x9000 "$TMP/img32.bin")
+		extra=()
+	elif [ "$1" = esp8266 ]; then
+		args=(esp8266 esp8266 nodemcu-v1 0x20000 0x20000 "$TMP/img8266.bin")
 		extra=()
 	else
-		args=(esp8266 nodemcu-v1 0x20000 0x20000 "$TMP/img8266.bin")
+		args=(esp8266rom esp8266 "$NOHELPER" 0x20000 0x20000 "$TMP/img8266.bin")
 		extra=(--accept-no-backup)
 	fi
 	fault=$2
@@ -203,13 +226,13 @@ for r in "${RUNS[@]}"; do
 done
 wait
 
-printf '%-4s %-8s %-18s %-4s %-4s %-6s %-15s %s\n' run chip fault seed exit secs verdict detail
+printf '%-4s %-10s %-18s %-4s %-4s %-6s %-15s %s\n' run kind fault seed exit secs verdict detail
 declare -A count
 max=0
 for j in $(seq "$i"); do
 	IFS='|' read -r id chip fault seed rc secs verdict detail <"$TMP/r$j.row" ||
 		{ bad "run r$j produced no result"; continue; }
-	printf '%-4s %-8s %-18s %-4s %-4s %-6s %-15s %s\n' "$id" "$chip" "$fault" "$seed" \
+	printf '%-4s %-10s %-18s %-4s %-4s %-6s %-15s %s\n' "$id" "$chip" "$fault" "$seed" \
 		"$rc" "$secs" "$verdict" "$detail"
 	count[$verdict]=$(( ${count[$verdict]:-0} + 1 ))
 	xf=$(cat "$TMP/r$j.xfail")
@@ -246,9 +269,13 @@ r1=$(cut -d'|' -f7 "$TMP/r1.row")
 [ "$r1" = ok ] && ok "the fault-free ESP32 run succeeds and verifies" ||
 	bad "the fault-free ESP32 run succeeds and verifies ($r1)"
 r8266=$(grep -l '^[^|]*|esp8266|drop:0|' "$TMP"/r*.row | head -n 1)
+[ "$(cut -d'|' -f7 "$r8266")" = ok ] &&
+	ok "the fault-free ESP8266 run (helper) succeeds and verifies" ||
+	bad "the fault-free ESP8266 run (helper) succeeds and verifies ($(cut -d'|' -f7 "$r8266"))"
+r8266=$(grep -l '^[^|]*|esp8266rom|drop:0|' "$TMP"/r*.row | head -n 1)
 [ "$(cut -d'|' -f7 "$r8266")" = unsafe-written ] &&
-	ok "the fault-free ESP8266 run writes the image and says it is not verified" ||
-	bad "the fault-free ESP8266 run writes the image ($(cut -d'|' -f7 "$r8266"))"
+	ok "the fault-free ESP8266 ROM run writes the image and says it is not verified" ||
+	bad "the fault-free ESP8266 ROM run writes the image ($(cut -d'|' -f7 "$r8266"))"
 # Faults the driver recovers from (resend after a damaged reply, a region
 # started again after a reset): the image must be in place, verified on the
 # ESP32, "not verified" (exit 10) on the ESP8266 ROM.
@@ -269,8 +296,9 @@ expect_verdict esp32 reset-write:1 1 recovered
 expect_verdict esp32 reset-write:4 1 recovered
 expect_verdict esp32 reset-write:8 1 recovered
 expect_verdict esp32 "hang:$(hang_at esp32 FLASH_DEFL_DATA last)" 1 recovered
-expect_verdict esp8266 drop:0.0003 2 unsafe-written
-expect_verdict esp8266 reset-write:3 1 unsafe-written
-expect_verdict esp8266 reset-write:7 1 unsafe-written
-expect_verdict esp8266 "hang:$(hang_at esp8266 FLASH_DATA last)" 1 unsafe-written
+expect_verdict esp8266 drop:0.0003 2 ok recovered
+expect_verdict esp8266rom drop:0.0003 2 unsafe-written
+expect_verdict esp8266rom reset-write:3 1 unsafe-written
+expect_verdict esp8266rom reset-write:7 1 unsafe-written
+expect_verdict esp8266rom "hang:$(hang_at esp8266rom FLASH_DATA last)" 1 unsafe-written
 finish

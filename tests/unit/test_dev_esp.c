@@ -15,6 +15,7 @@
 
 #include "dev_esp.h"
 #include "devices.h"
+#include "helper_blob.h"
 #include "esp_proto.h"
 #include "integrity.h"
 #include "slip.h"
@@ -64,6 +65,33 @@ struct fake {
 	bool write_open;          /* a FLASH_(DEFL_)BEGIN since the last reset */
 	uint32_t bad_read_addr;   /* one READ_FLASH_SLOW of it returns a bent */
 	bool bad_read_done;       /* byte in a well-formed reply */
+
+	/* the RAM helper: MEM_END with this image's entry and segments
+	 * starts it (the fake then answers in the stub dialect) */
+	const struct dev_esp_helper *helper_blob;
+	bool helper_no_greeting;  /* MEM_END answered, the ROM stays */
+	bool helper_crash;        /* MEM_END: silent until a reset */
+	bool helper_greet_first;  /* "FWHL" before MEM_END's reply */
+	bool in_helper;
+	unsigned helper_starts;
+	struct { uint32_t addr, len, got; uint8_t *buf; } mem[4];
+	uint32_t mem_bs;          /* MEM_BEGIN block size */
+	size_t nmem;
+	bool mem_mismatch;        /* MEM_DATA outside the announced segment */
+	bool mem_done;            /* MEM_END seen: the next MEM_BEGIN starts
+	                           * a new upload */
+	/* READ_FLASH stream */
+	bool rs_active;
+	struct esp_proto_read_stream rs;
+	uint32_t rs_addr;
+	uint32_t max_unacked;     /* most bytes sent and not acknowledged */
+	unsigned acks;
+	uint32_t corrupt_at;      /* a data frame covering it carries a bent */
+	unsigned corrupt_left;    /* byte, this many times */
+	uint32_t short_at;        /* a data frame covering it loses a byte */
+	unsigned short_left;
+	bool stall_after_first;   /* stop streaming after the first packet */
+	uint32_t old_baud;
 
 	/* what the driver did */
 	unsigned syncs;
@@ -177,6 +205,59 @@ static void erase(struct fake *f, uint32_t first_sector, uint32_t count)
 		memset(f->flash + a, 0xFF, (size_t)(end - a));
 }
 
+/* MEM_END(execute, entry) after exactly the helper's segments. */
+static bool helper_recognised(struct fake *f, uint32_t no_exec, uint32_t entry)
+{
+	const struct dev_esp_helper *h = f->helper_blob;
+	size_t i;
+
+	if (!h || no_exec || entry != h->entry || f->nmem != h->nseg || f->mem_mismatch)
+		return false;
+	for (i = 0; i < h->nseg; i++)
+		if (f->mem[i].addr != h->seg[i].addr || f->mem[i].len != h->seg[i].len ||
+		    f->mem[i].got != h->seg[i].len ||
+		    memcmp(f->mem[i].buf, h->seg[i].data, h->seg[i].len) != 0)
+			return false;
+	return true;
+}
+
+/* Sends what the READ_FLASH window allows; the MD5 trailer once all data
+ * is acknowledged. */
+static void stream_pump(struct fake *f)
+{
+	uint8_t buf[0x4000 + 16];
+	uint32_t n;
+
+	while (f->rs_active && (n = esp_proto_read_stream_next(&f->rs)) > 0) {
+		uint32_t a = f->rs_addr + f->rs.sent;
+		size_t len = n;
+
+		if (f->stall_after_first && f->rs.sent > 0)
+			return;
+		assert_true(n <= sizeof buf);
+		memcpy(buf, f->flash + a, n);
+		if (f->corrupt_left && f->corrupt_at >= a && f->corrupt_at < a + n) {
+			f->corrupt_left--;
+			buf[f->corrupt_at - a] ^= 0x20;
+		}
+		if (f->short_left && f->short_at >= a && f->short_at < a + n) {
+			f->short_left--;
+			len--;
+		}
+		slip_append_frame(&f->out, buf, len);
+		esp_proto_read_stream_sent(&f->rs, n);
+		if (f->rs.sent - f->rs.acked > f->max_unacked)
+			f->max_unacked = f->rs.sent - f->rs.acked;
+	}
+	if (f->rs_active && f->rs.acked == f->rs.length) {
+		uint8_t md5[16];
+
+		assert_int_equal(integrity_md5(f->flash + f->rs_addr, f->rs.length, md5), FW_OK);
+		slip_append_frame(&f->out, md5, 16);
+		f->rs_active = false;
+	}
+}
+
 static void handle(struct fake *f, const uint8_t *pkt, size_t n)
 {
 	struct esp_proto_req r;
@@ -216,6 +297,11 @@ static void handle(struct fake *f, const uint8_t *pkt, size_t n)
 	switch (r.op) {
 	case ESP_OP_SYNC:
 		f->syncs++;
+		if (f->in_helper) {
+			/* a stub answers once, with value 0 */
+			reply(f, &resp);
+			return;
+		}
 		if (f->syncs <= f->ignore_syncs)
 			return;
 		if (f->junk && !f->junk_sent) {
@@ -341,7 +427,87 @@ static void handle(struct fake *f, const uint8_t *pkt, size_t n)
 		break;
 	case ESP_OP_CHANGE_BAUDRATE:
 		assert_int_equal(esp_proto_request_word(&r, 0, &f->new_baud, NULL), FW_OK);
+		assert_int_equal(esp_proto_request_word(&r, 1, &f->old_baud, NULL), FW_OK);
 		break;
+	case ESP_OP_MEM_BEGIN:
+		assert_int_equal(esp_proto_parse_begin(&r, &b, NULL), FW_OK);
+		if (f->mem_done) {
+			while (f->nmem > 0)
+				free(f->mem[--f->nmem].buf);
+			f->mem_mismatch = false;
+			f->mem_done = false;
+		}
+		assert_true(f->nmem < 4);
+		f->mem_bs = b.block_size;
+		f->mem[f->nmem].addr = b.offset;
+		f->mem[f->nmem].len = b.size;
+		f->mem[f->nmem].got = 0;
+		f->mem[f->nmem].buf = calloc(1, b.size ? b.size : 1);
+		assert_non_null(f->mem[f->nmem].buf);
+		f->nmem++;
+		break;
+	case ESP_OP_MEM_DATA:
+		rc = esp_proto_parse_data(&r, &dt, NULL);
+		if (rc == FW_EINTEGRITY) {
+			esp_proto_response_fail(&resp, f->loader, 0x07);
+			break;
+		}
+		assert_int_equal(rc, FW_OK);
+		assert_true(f->nmem > 0);
+		{
+			uint32_t off = dt.seq * f->mem_bs;
+			size_t k = f->nmem - 1;
+
+			if ((uint64_t)off + dt.len > f->mem[k].len) {
+				f->mem_mismatch = true;
+			} else {
+				memcpy(f->mem[k].buf + off, dt.data, dt.len);
+				f->mem[k].got += dt.len;
+			}
+		}
+		break;
+	case ESP_OP_MEM_END:
+		assert_int_equal(esp_proto_request_word(&r, 0, &w0, NULL), FW_OK);
+		assert_int_equal(esp_proto_request_word(&r, 1, &w1, NULL), FW_OK);
+		f->mem_done = true;
+		if (f->helper_crash) {
+			f->lost = true; /* the code ran off into the weeds */
+			return;
+		}
+		if (!f->helper_no_greeting && helper_recognised(f, w0, w1)) {
+			static const uint8_t hello[4] = { 'F', 'W', 'H', 'L' };
+
+			if (f->helper_greet_first)
+				slip_append_frame(&f->out, hello, 4);
+			else
+				reply(f, &resp);
+			if (f->helper_greet_first)
+				reply(f, &resp);
+			else
+				slip_append_frame(&f->out, hello, 4);
+			f->in_helper = true;
+			f->helper_starts++;
+			f->loader = ESP_LOADER_STUB;
+			return;
+		}
+		break;
+	case ESP_OP_READ_FLASH:
+		assert_int_equal(esp_proto_request_word(&r, 0, &w0, NULL), FW_OK);
+		assert_int_equal(esp_proto_request_word(&r, 1, &w1, NULL), FW_OK);
+		{
+			uint32_t pk = 0, inflight = 0;
+
+			assert_int_equal(esp_proto_request_word(&r, 2, &pk, NULL), FW_OK);
+			assert_int_equal(esp_proto_request_word(&r, 3, &inflight, NULL), FW_OK);
+			assert_true((uint64_t)w0 + w1 <= FLASH_SIZE);
+			assert_int_equal(esp_proto_read_stream_init(&f->rs, w1, pk, inflight, NULL),
+					 FW_OK);
+		}
+		f->rs_addr = w0;
+		f->rs_active = true;
+		reply(f, &resp);
+		stream_pump(f);
+		return;
 	case ESP_OP_SPI_FLASH_MD5:
 		assert_int_equal(esp_proto_request_word(&r, 0, &w0, NULL), FW_OK);
 		assert_int_equal(esp_proto_request_word(&r, 1, &w1, NULL), FW_OK);
@@ -413,8 +579,18 @@ static int fake_write(struct transport *t, const void *buf, size_t n, size_t *do
 		struct slip_event ev;
 
 		off += slip_decoder_feed(&f->dec, p + off, n - off, &ev);
-		if (ev.kind == SLIP_EV_FRAME)
-			handle(f, ev.frame, ev.len);
+		if (ev.kind != SLIP_EV_FRAME)
+			continue;
+		if (f->rs_active && ev.len == 4) {
+			assert_int_equal(esp_proto_read_stream_ack(&f->rs, ev.frame, 4, NULL),
+					 FW_OK);
+			f->acks++;
+			stream_pump(f);
+			continue;
+		}
+		/* a command while a stream is open ends it (the fake's rule) */
+		f->rs_active = false;
+		handle(f, ev.frame, ev.len);
 	}
 	*done = n;
 	return FW_OK;
@@ -468,6 +644,15 @@ static void lines_changed(struct fake *f, int rts)
 	if (rts == 1) {
 		f->lost = false;
 		f->write_open = false;
+		/* RAM is gone: the ROM answers again */
+		if (f->in_helper) {
+			f->in_helper = false;
+			f->loader = ESP_LOADER_ESP8266_ROM;
+		}
+		f->rs_active = false;
+		while (f->nmem > 0)
+			free(f->mem[--f->nmem].buf);
+		f->mem_mismatch = false;
 	}
 }
 
@@ -529,6 +714,7 @@ struct rig {
 	uint64_t last_done, last_total;
 	char last_phase[16];
 	bool progress_backwards;
+	struct dev_esp_helper real; /* the built-in helper (helper_blob.h) */
 };
 
 static void on_log(void *ctx, const char *line)
@@ -637,6 +823,8 @@ static void rig_free(struct rig *r)
 		inflateEnd(&r->f.z);
 	strbuf_free(&r->f.out);
 	strbuf_free(&r->log);
+	while (r->f.nmem > 0)
+		free(r->f.mem[--r->f.nmem].buf);
 	free(r->f.flash);
 	free(r);
 }
@@ -1505,6 +1693,508 @@ static void test_caps_before_identify_and_table(void **state)
 	rig_free(r);
 }
 
+/* ---- ESP8266 with flashwise's RAM helper ---- */
+
+static uint8_t blob_text[0x1900]; /* two MEM_DATA blocks */
+static uint8_t blob_data[100];
+
+/* A made-up helper image (the upload of more than one MEM_DATA block per
+ * segment); the fake recognises an image by its segments and entry, as the
+ * simulator recognises the real one. */
+static void test_blob(struct dev_esp_helper *h)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof blob_text; i++)
+		blob_text[i] = (uint8_t)(i * 13 + 1);
+	for (i = 0; i < sizeof blob_data; i++)
+		blob_data[i] = (uint8_t)(0xC0 + i); /* SLIP specials on the wire */
+	memset(h, 0, sizeof *h);
+	h->seg[0].addr = 0x4010E000u;
+	h->seg[0].data = blob_text;
+	h->seg[0].len = sizeof blob_text;
+	h->seg[1].addr = 0x3FFE8000u;
+	h->seg[1].data = blob_data;
+	h->seg[1].len = sizeof blob_data;
+	h->nseg = 2;
+	h->entry = 0x4010E004u;
+	h->write_block = 0x1000;
+	h->read_packet = 0x1000;
+	h->read_inflight = 4;
+	assert_int_equal(dev_esp_helper_sha256(h, h->sha256, NULL), FW_OK);
+}
+
+/* An ESP8266 rig whose profile allows the helper. blob NULL: the driver
+ * uploads the built-in helper; else blob (which must outlive the rig). The
+ * fake starts the helper only for the built-in image unless told. */
+static struct rig *rig_helper(const struct dev_esp_helper *blob, unsigned baud)
+{
+	struct rig *r = rig_new(ESP_LOADER_ESP8266_ROM);
+	struct dev_esp_options o;
+
+	r->p.helper = true;
+	assert_int_equal(dev_esp_helper_builtin(&r->real, NULL), FW_OK);
+	r->f.helper_blob = &r->real;
+	dev_esp_options_default(&o);
+	o.timeout_ms = 200;
+	o.manual_wait_ms = 600;
+	o.helper_wait_ms = 300;
+	o.helper_image = blob;
+	o.helper_baud = baud;
+	assert_int_equal(dev_esp_set_options(&r->d, &o, NULL), FW_OK);
+	return r;
+}
+
+static void assert_helper_caps(struct rig *r)
+{
+	struct device_caps caps;
+
+	r->d.ops->caps(&r->d, &caps);
+	assert_true(caps.can_read);
+	assert_true(caps.can_hash);
+	assert_true(caps.exact_erase);
+	assert_true(caps.can_change_baud);
+	assert_false(caps.compressed_write);
+	assert_string_equal(caps.why_not, "");
+	assert_true(dev_esp_helper_running(&r->d));
+}
+
+static void assert_rom_caps(struct rig *r, const char *why)
+{
+	struct device_caps caps;
+
+	r->d.ops->caps(&r->d, &caps);
+	assert_false(caps.can_read);
+	assert_false(caps.can_hash);
+	assert_false(caps.exact_erase);
+	assert_non_null(strstr(caps.why_not, "cannot read or hash"));
+	if (!strstr(caps.why_not, why))
+		fail_msg("why_not '%s' lacks '%s'", caps.why_not, why);
+	assert_false(dev_esp_helper_running(&r->d));
+}
+
+static void test_helper_builtin_blob(void **state)
+{
+	struct dev_esp_helper h;
+	uint8_t sha[32];
+	size_t i;
+
+	(void)state;
+	/* the built-in image is helper_blob.h's, and its segments hash to the
+	 * recorded value under the rule the header states */
+	assert_int_equal(dev_esp_helper_builtin(&h, NULL), FW_OK);
+	assert_int_equal(h.nseg, HELPER_BLOB_SEGMENTS);
+	assert_int_equal(h.entry, HELPER_BLOB_ENTRY);
+	for (i = 0; i < h.nseg; i++) {
+		assert_int_equal(h.seg[i].addr, helper_blob_segments[i].addr);
+		assert_int_equal(h.seg[i].len, helper_blob_segments[i].len);
+		assert_memory_equal(h.seg[i].data, helper_blob_segments[i].data, h.seg[i].len);
+	}
+	assert_int_equal(dev_esp_helper_sha256(&h, sha, NULL), FW_OK);
+	assert_memory_equal(sha, helper_blob_sha256, 32);
+	assert_memory_equal(h.sha256, helper_blob_sha256, 32);
+	assert_int_equal(h.write_block, 0x1000);
+	assert_int_equal(h.read_packet, 0x1000);
+	/* the hash covers the addresses too, not only the bytes */
+	h.seg[1].addr += 4;
+	assert_int_equal(dev_esp_helper_sha256(&h, sha, NULL), FW_OK);
+	assert_memory_not_equal(sha, helper_blob_sha256, 32);
+	h.nseg = 0;
+	assert_int_equal(dev_esp_helper_sha256(&h, sha, NULL), FW_EINVAL);
+}
+
+static void test_helper_upload(void **state)
+{
+	struct dev_esp_helper blob;
+	struct rig *r;
+	struct device_identity id;
+	unsigned blocks = 0;
+	size_t i;
+
+	(void)state;
+	r = rig_helper(NULL, 0);
+	connect_identify(r, &id);
+	assert_string_equal(id.chip, "esp8266");
+	/* the real segments, in order, each with its MEM_DATA blocks */
+	for (i = 0; i < r->real.nseg; i++)
+		blocks += esp_proto_blocks(r->real.seg[i].len, r->f.mem_bs);
+	assert_true(r->f.mem_bs >= 0x400 && r->f.mem_bs <= ESP_PROTO_MEM_BLOCK);
+	assert_int_equal(r->f.ops[ESP_OP_MEM_BEGIN], r->real.nseg);
+	assert_int_equal(r->f.ops[ESP_OP_MEM_DATA], blocks);
+	assert_int_equal(r->f.ops[ESP_OP_MEM_END], 1);
+	assert_int_equal(r->f.helper_starts, 1);
+	for (i = 0; i < r->real.nseg; i++) {
+		assert_int_equal(r->f.mem[i].addr, r->real.seg[i].addr);
+		assert_int_equal(r->f.mem[i].len, r->real.seg[i].len);
+		assert_memory_equal(r->f.mem[i].buf, r->real.seg[i].data, r->real.seg[i].len);
+	}
+	assert_non_null(strstr(logtext(r), "flashwise helper running"));
+	assert_helper_caps(r);
+	/* the profile's flash_baud equals the port's rate: no change */
+	assert_int_equal(r->f.ops[ESP_OP_CHANGE_BAUDRATE], 0);
+	rig_free(r);
+
+	/* the greeting may arrive before MEM_END's reply */
+	r = rig_helper(NULL, 0);
+	r->f.helper_greet_first = true;
+	connect_identify(r, &id);
+	assert_helper_caps(r);
+	rig_free(r);
+
+	/* a segment larger than one MEM_DATA block goes in several */
+	test_blob(&blob);
+	r = rig_helper(&blob, 0);
+	r->f.helper_blob = &blob;
+	connect_identify(r, &id);
+	assert_int_equal(r->f.ops[ESP_OP_MEM_DATA],
+			 esp_proto_blocks(sizeof blob_text, r->f.mem_bs) + 1);
+	assert_true(esp_proto_blocks(sizeof blob_text, r->f.mem_bs) >= 2);
+	assert_memory_equal(r->f.mem[0].buf, blob_text, sizeof blob_text);
+	assert_helper_caps(r);
+	rig_free(r);
+}
+
+static void test_helper_sha_mismatch_refused(void **state)
+{
+	struct dev_esp_helper bad;
+	struct rig *r;
+	struct device_identity id;
+	uint8_t *copy;
+
+	(void)state;
+	assert_int_equal(dev_esp_helper_builtin(&bad, NULL), FW_OK);
+	bad.sha256[5] ^= 1; /* the recorded value no longer matches */
+	r = rig_helper(&bad, 0);
+	connect_identify(r, &id);
+	assert_int_equal(r->f.ops[ESP_OP_MEM_BEGIN], 0); /* nothing uploaded */
+	assert_int_equal(r->f.ops[ESP_OP_MEM_END], 0);
+	assert_rom_caps(r, "SHA-256");
+	assert_non_null(strstr(logtext(r), "could not start"));
+	rig_free(r);
+
+	/* one changed byte of the real code, with the real record */
+	assert_int_equal(dev_esp_helper_builtin(&bad, NULL), FW_OK);
+	copy = malloc(bad.seg[0].len);
+	assert_non_null(copy);
+	memcpy(copy, bad.seg[0].data, bad.seg[0].len);
+	copy[100] ^= 0x40;
+	bad.seg[0].data = copy;
+	r = rig_helper(&bad, 0);
+	connect_identify(r, &id);
+	assert_int_equal(r->f.ops[ESP_OP_MEM_BEGIN], 0);
+	assert_rom_caps(r, "could not start");
+	rig_free(r);
+	free(copy);
+}
+
+static void test_helper_no_greeting_rom_caps(void **state)
+{
+	struct rig *r;
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	struct image img = IMAGE_INIT;
+	uint8_t *data = pattern(0x1000, 3);
+	uint64_t start;
+
+	(void)state;
+	r = rig_helper(NULL, 0);
+	r->f.helper_no_greeting = true;
+	start = transport_now_ns();
+	connect_identify(r, &id);
+	assert_true(ms_since(start) < 5000); /* bounded wait */
+	assert_int_equal(r->f.ops[ESP_OP_MEM_END], 3); /* three uploads, then the ROM */
+	assert_non_null(strstr(logtext(r), "loading it again (try 2 of 3)"));
+	assert_rom_caps(r, "did not greet");
+	assert_non_null(strstr(logtext(r), "cannot back up or verify"));
+	/* the session goes on with the ROM: compensated erase, 0x400 blocks */
+	assert_int_equal(image_from_bin(&img, data, 0x1000, 0x20000, NULL), FW_OK);
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	assert_int_equal(r->f.begin[r->f.nbegin - 1].block_size, 0x400);
+	assert_int_equal(r->f.begin[r->f.nbegin - 1].size, esp_proto_erase_size(0x20000, 0x1000));
+	assert_non_null(strstr(logtext(r), "also erases"));
+	assert_memory_equal(r->f.flash + 0x20000, data, 0x1000);
+	image_free(&img);
+	rig_free(r);
+
+	/* the uploaded code crashed: the driver resets back into the ROM */
+	r = rig_helper(NULL, 0);
+	r->f.helper_crash = true;
+	connect_identify(r, &id);
+	assert_rom_caps(r, "could not start");
+	assert_false(r->f.lost); /* a reset brought the ROM back */
+	r->f.lost = false;
+	rig_free(r);
+
+	/* ... and without reset lines the technician is asked to act */
+	r = rig_helper(NULL, 0);
+	r->f.helper_crash = true;
+	r->f.lines = false;
+	assert_int_equal(r->d.ops->connect(&r->d, &e), FW_OK);
+	assert_int_not_equal(r->d.ops->identify(&r->d, &id, &e), FW_OK);
+	assert_non_null(strstr(e.msg, "hold FLASH"));
+	rig_free(r);
+	free(data);
+}
+
+static void test_helper_profile_disabled(void **state)
+{
+	struct rig *r;
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	uint8_t buf[16];
+
+	(void)state;
+	r = rig_helper(NULL, 0);
+	r->p.helper = false;
+	connect_identify(r, &id);
+	assert_int_equal(r->f.ops[ESP_OP_MEM_BEGIN], 0);
+	assert_int_equal(r->f.ops[ESP_OP_MEM_END], 0);
+	assert_rom_caps(r, "helper = no");
+	assert_int_equal(r->d.ops->read(&r->d, 0, sizeof buf, buf, &e), FW_EUNSUPPORTED);
+	assert_non_null(strstr(e.msg, "helper = no"));
+	rig_free(r);
+}
+
+static void test_helper_backup_4mb(void **state)
+{
+	struct rig *r;
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	uint8_t *out = malloc(FLASH_SIZE);
+
+	(void)state;
+	assert_non_null(out);
+	r = rig_helper(NULL, 921600);
+	connect_identify(r, &id);
+	assert_int_equal(r->d.ops->read(&r->d, 0, FLASH_SIZE, out, &e), FW_OK);
+	assert_memory_equal(out, r->f.flash, FLASH_SIZE);
+	/* through the helper's stream, in 256 KB reads, never the ROM path */
+	assert_int_equal(r->f.ops[ESP_OP_READ_FLASH], FLASH_SIZE / 0x40000);
+	assert_int_equal(r->f.ops[ESP_OP_READ_FLASH_SLOW], 0);
+	/* every packet acknowledged, never more than 8 in flight */
+	assert_int_equal(r->f.acks, FLASH_SIZE / 0x1000);
+	assert_true(r->f.max_unacked <= 8 * 0x1000);
+	assert_true(r->f.max_unacked > 0x1000); /* but more than one: a window */
+	/* the faster rate: (new, old) to the helper, then the port follows */
+	assert_int_equal(r->f.ops[ESP_OP_CHANGE_BAUDRATE], 1);
+	assert_int_equal(r->f.new_baud, 921600);
+	assert_int_equal(r->f.old_baud, 115200);
+	assert_int_equal(r->f.host_baud, 921600);
+	assert_string_equal(r->last_phase, "read");
+	assert_int_equal(r->last_done, FLASH_SIZE);
+	assert_false(r->progress_backwards);
+	rig_free(r);
+	free(out);
+}
+
+static void test_helper_read_damaged_reread(void **state)
+{
+	struct rig *r;
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	const uint32_t len = 0x10000;
+	uint8_t *out = malloc(len);
+
+	(void)state;
+	assert_non_null(out);
+	/* one bent byte: the MD5 trailer disagrees, the range is read again */
+	r = rig_helper(NULL, 0);
+	connect_identify(r, &id);
+	r->f.corrupt_at = 0x31234;
+	r->f.corrupt_left = 1;
+	assert_int_equal(r->d.ops->read(&r->d, 0x30000, len, out, &e), FW_OK);
+	assert_memory_equal(out, r->f.flash + 0x30000, len);
+	/* the on-chip MD5 of each quarter finds the damaged one: only its
+	 * 16 KB cross the line again */
+	assert_int_equal(r->f.ops[ESP_OP_READ_FLASH], 2);
+	assert_int_equal(r->f.ops[ESP_OP_SPI_FLASH_MD5], 4);
+	assert_non_null(strstr(logtext(r), "reading the damaged pieces again"));
+	rig_free(r);
+
+	/* a frame one byte short: the stream still ends, then a re-read */
+	r = rig_helper(NULL, 0);
+	connect_identify(r, &id);
+	r->f.short_at = 0x32000;
+	r->f.short_left = 1;
+	memset(out, 0, len); /* no help from the last read's bytes */
+	assert_int_equal(r->d.ops->read(&r->d, 0x30000, len, out, &e), FW_OK);
+	assert_memory_equal(out, r->f.flash + 0x30000, len);
+	assert_int_equal(r->f.ops[ESP_OP_READ_FLASH], 2);
+	rig_free(r);
+
+	/* damaged every time: narrowed to 1 KB, bounded, then a clear failure
+	 * naming that kilobyte: 64K, 16K, 4K, 1K, then 1K five more times */
+	r = rig_helper(NULL, 0);
+	connect_identify(r, &id);
+	r->f.corrupt_at = 0x30010;
+	r->f.corrupt_left = 100;
+	assert_int_equal(r->d.ops->read(&r->d, 0x30000, len, out, &e), FW_EINTEGRITY);
+	assert_int_equal(r->f.ops[ESP_OP_READ_FLASH], 1 + 1 + 1 + 1 + 5);
+	assert_non_null(strstr(e.msg, "0x30000-0x303FF"));
+	assert_non_null(strstr(e.msg, "cable"));
+	rig_free(r);
+
+	/* two damaged places far apart: both found, both repaired */
+	r = rig_helper(NULL, 0);
+	connect_identify(r, &id);
+	r->f.corrupt_at = 0x30500;
+	r->f.corrupt_left = 2; /* the first read and the 16K re-read */
+	r->f.short_at = 0x3E000;
+	r->f.short_left = 1;
+	memset(out, 0, len);
+	assert_int_equal(r->d.ops->read(&r->d, 0x30000, len, out, &e), FW_OK);
+	assert_memory_equal(out, r->f.flash + 0x30000, len);
+	rig_free(r);
+
+	/* the helper stops sending: probed, found alive, read again */
+	r = rig_helper(NULL, 0);
+	connect_identify(r, &id);
+	r->f.stall_after_first = true;
+	assert_int_equal(r->d.ops->read(&r->d, 0x30000, len, out, &e), FW_ETIMEOUT);
+	assert_int_equal(r->f.ops[ESP_OP_READ_FLASH], 3); /* 1 + READ_REENTRIES */
+	assert_non_null(strstr(e.msg, "stopped sending"));
+	r->f.stall_after_first = false;
+	assert_int_equal(r->d.ops->read(&r->d, 0x30000, len, out, &e), FW_OK);
+	assert_memory_equal(out, r->f.flash + 0x30000, len);
+	rig_free(r);
+	free(out);
+}
+
+static void test_helper_write_exact_erase(void **state)
+{
+	struct rig *r;
+	struct device_identity id;
+	struct device_verify_result vr;
+	struct dev_esp_warnings w;
+	struct fw_err e = { 0 };
+	struct image img = IMAGE_INIT;
+	const uint32_t at = 0x3FC100, len = 1500;
+	uint8_t *data = pattern(len, 11);
+	uint8_t before = 0;
+	size_t i;
+
+	(void)state;
+	r = rig_helper(NULL, 0);
+	connect_identify(r, &id);
+	before = r->f.flash[0x3FD000];
+	assert_int_equal(image_from_bin(&img, data, len, at, NULL), FW_OK);
+	/* the ROM's view warns of its overshoot; the helper's does not */
+	assert_int_equal(dev_esp_erase_warnings(&r->p, 0, &img, &w, &e), FW_OK);
+	assert_int_equal(w.n, 2);
+	assert_int_equal(dev_esp_device_erase_warnings(&r->d, &img, &w, &e), FW_OK);
+	assert_int_equal(w.n, 1);
+	assert_int_equal(w.w[0].addr, 0x3FC000);
+	assert_non_null(strstr(w.w[0].text, "flashwise helper"));
+
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	assert_int_equal(r->f.nbegin, 2);
+	assert_int_equal(r->f.begin[1].offset, 0x3FC000);
+	assert_int_equal(r->f.begin[1].size, 0x100 + len); /* exact, no compensation */
+	assert_int_equal(r->f.begin[1].block_size, 0x1000);
+	assert_int_equal(r->f.begin[1].blocks, 1);
+	assert_int_equal(r->f.nseq, 1);
+	for (i = 0x3FC000; i < at; i++)
+		assert_int_equal(r->f.flash[i], 0xFF);
+	assert_memory_equal(r->f.flash + at, data, len);
+	assert_int_equal(r->f.flash[0x3FD000], before); /* nothing after it erased */
+	assert_null(strstr(logtext(r), "also erases"));
+	assert_non_null(strstr(logtext(r), "0x3FC000-0x3FC0FF"));
+	assert_int_equal(r->f.ops[ESP_OP_FLASH_END], 0);
+
+	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
+	assert_int_equal(vr.bytes_checked, len);
+	assert_non_null(strstr(vr.method, "helper"));
+	assert_true(r->f.ops[ESP_OP_SPI_FLASH_MD5] >= 1);
+	image_free(&img);
+	free(data);
+	rig_free(r);
+}
+
+static void test_helper_verify_mismatch_narrowed(void **state)
+{
+	struct rig *r;
+	struct device_identity id;
+	struct device_verify_result vr;
+	struct fw_err e = { 0 };
+	struct image img = IMAGE_INIT;
+	const uint32_t len = 0x3000;
+	uint8_t *data = pattern(len, 21);
+
+	(void)state;
+	r = rig_helper(NULL, 0);
+	connect_identify(r, &id);
+	assert_int_equal(image_from_bin(&img, data, len, 0x10000, NULL), FW_OK);
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
+	/* one byte changes on the chip after writing */
+	r->f.flash[0x11234] ^= 0x01;
+	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_EVERIFY);
+	assert_int_equal(vr.nmismatch, 1);
+	assert_int_equal(vr.mismatch[0].addr, 0x11000);
+	assert_int_equal(vr.mismatch[0].len, 0x1000);
+	assert_non_null(strstr(e.msg, "0x11000-0x11FFF"));
+	image_free(&img);
+	free(data);
+	rig_free(r);
+}
+
+static void test_helper_reset_reupload(void **state)
+{
+	struct rig *r;
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	struct image img = IMAGE_INIT;
+	const uint32_t len = 0x8000;
+	uint8_t *data = pattern(len, 31);
+
+	(void)state;
+	r = rig_helper(NULL, 460800);
+	connect_identify(r, &id);
+	assert_int_equal(image_from_bin(&img, data, len, 0x40000, NULL), FW_OK);
+	r->f.reset_seq = 3; /* the chip resets during block 4 */
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	assert_int_equal(r->f.helper_starts, 2);
+	assert_int_equal(r->f.ops[ESP_OP_MEM_END], 2);
+	assert_non_null(strstr(logtext(r), "flashwise helper running again"));
+	/* the rate was set again after the reset */
+	assert_int_equal(r->f.ops[ESP_OP_CHANGE_BAUDRATE], 2);
+	assert_int_equal(r->f.host_baud, 460800);
+	assert_memory_equal(r->f.flash + 0x40000, data, len);
+	assert_true(dev_esp_helper_running(&r->d));
+	image_free(&img);
+	free(data);
+	rig_free(r);
+}
+
+static void test_helper_leave(void **state)
+{
+	struct rig *r;
+	struct device_identity id;
+	struct fw_err e = { 0 };
+	size_t n0;
+
+	(void)state;
+	r = rig_helper(NULL, 921600);
+	connect_identify(r, &id);
+	n0 = r->f.nlines;
+	assert_int_equal(r->d.ops->leave(&r->d, true, &e), FW_OK);
+	/* a hard reset via RTS: the helper cannot hand back to the ROM */
+	assert_true(r->f.nlines > n0);
+	assert_int_equal(r->f.line_log[n0].rts, 1);
+	assert_int_equal(r->f.ops[ESP_OP_FLASH_END], 0);
+	assert_false(dev_esp_helper_running(&r->d));
+	rig_free(r);
+
+	/* manual entry: nothing to reset with, the technician is told */
+	r = rig_helper(NULL, 0);
+	connect_identify(r, &id);
+	r->d.manual_entry = true;
+	assert_int_equal(r->d.ops->leave(&r->d, true, &e), FW_EUNSUPPORTED);
+	assert_non_null(strstr(e.msg, "press RST"));
+	assert_int_equal(r->f.ops[ESP_OP_FLASH_END], 0);
+	rig_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1537,6 +2227,17 @@ int main(void)
 		cmocka_unit_test(test_backup_md5_mismatch_reread),
 		cmocka_unit_test(test_leave_hard_and_soft),
 		cmocka_unit_test(test_caps_before_identify_and_table),
+		cmocka_unit_test(test_helper_builtin_blob),
+		cmocka_unit_test(test_helper_upload),
+		cmocka_unit_test(test_helper_sha_mismatch_refused),
+		cmocka_unit_test(test_helper_no_greeting_rom_caps),
+		cmocka_unit_test(test_helper_profile_disabled),
+		cmocka_unit_test(test_helper_backup_4mb),
+		cmocka_unit_test(test_helper_read_damaged_reread),
+		cmocka_unit_test(test_helper_write_exact_erase),
+		cmocka_unit_test(test_helper_verify_mismatch_narrowed),
+		cmocka_unit_test(test_helper_reset_reupload),
+		cmocka_unit_test(test_helper_leave),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,8 @@
 #include <openssl/evp.h>
 
 #include "esp_proto.h"
+#include "helper_blob.h"
+#include "helper_proto.h"
 #include "profile.h"
 #include "sample.h"
 #include "slip.h"
@@ -679,6 +681,263 @@ static void test_esp8266_mem_upload_stays_in_loader(void **state)
 	assert_int_equal(sim_stop(&p), 0);
 }
 
+/* ---- flashwise's RAM helper on the simulated ESP8266 ---- */
+
+/* Frames as they come off the pty, one at a time (several may arrive in
+ * one read). */
+struct frame_reader {
+	int fd;
+	struct slip_decoder d;
+	uint8_t store[ESP_PROTO_PACKET_MAX];
+	uint8_t pend[8192];
+	size_t pend_len, pend_off;
+};
+
+static void reader_init(struct frame_reader *fr, int fd)
+{
+	memset(fr, 0, sizeof *fr);
+	fr->fd = fd;
+	slip_decoder_init(&fr->d, fr->store, sizeof fr->store);
+}
+
+/* The next frame (copied to out) within ms; 0 on silence. */
+static size_t next_frame(struct frame_reader *fr, uint8_t *out, size_t cap, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	for (;;) {
+		while (fr->pend_off < fr->pend_len) {
+			struct slip_event ev;
+
+			fr->pend_off += slip_decoder_feed(&fr->d, fr->pend + fr->pend_off,
+							  fr->pend_len - fr->pend_off, &ev);
+			if (ev.kind == SLIP_EV_FRAME) {
+				assert_true(ev.len <= cap);
+				memcpy(out, ev.frame, ev.len);
+				return ev.len;
+			}
+		}
+		if (now_ms() >= end)
+			return 0;
+		fr->pend_off = 0;
+		fr->pend_len = read_for(fr->fd, fr->pend, sizeof fr->pend, 1, 50);
+	}
+}
+
+/* MEM_BEGIN / MEM_DATA for every segment of helper_blob.h, then MEM_END:
+ * what the driver does. Returns the first frame after MEM_END. */
+static size_t upload_helper(struct frame_reader *rd, uint8_t *out, size_t cap)
+{
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	uint8_t f[64];
+	size_t n;
+
+	for (size_t i = 0; i < HELPER_BLOB_SEGMENTS; i++) {
+		const struct helper_blob_segment *g = &helper_blob_segments[i];
+		struct esp_proto_begin b = { .size = g->len,
+					     .blocks = esp_proto_blocks(g->len, ESP_PROTO_MEM_BLOCK),
+					     .block_size = ESP_PROTO_MEM_BLOCK, .offset = g->addr };
+
+		assert_int_equal(esp_proto_req_mem_begin(&r, &b, NULL), FW_OK);
+		n = transact(rd->fd, &r, f, sizeof f);
+		assert_int_equal(esp_proto_response_parse(f, n, 0, 2, &resp, NULL), FW_OK);
+		assert_true(esp_proto_response_ok(&resp));
+		for (uint32_t seq = 0; seq < b.blocks; seq++) {
+			uint32_t off = seq * ESP_PROTO_MEM_BLOCK;
+			uint32_t len = g->len - off < ESP_PROTO_MEM_BLOCK ? g->len - off
+									   : ESP_PROTO_MEM_BLOCK;
+
+			assert_int_equal(esp_proto_req_data(&r, ESP_OP_MEM_DATA, seq, g->data + off,
+							    len, NULL),
+					 FW_OK);
+			n = transact(rd->fd, &r, f, sizeof f);
+			assert_int_equal(esp_proto_response_parse(f, n, 0, 2, &resp, NULL), FW_OK);
+			assert_true(esp_proto_response_ok(&resp));
+		}
+	}
+	esp_proto_req_mem_end(&r, HELPER_BLOB_ENTRY);
+	send_req(rd->fd, &r);
+	return next_frame(rd, out, cap, 2000);
+}
+
+static void test_esp8266_helper_runs_uploaded_blob(void **state)
+{
+	struct simproc p;
+	struct frame_reader rd;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	struct esp_proto_read_stream st;
+	char ff[PATH_MAX];
+	static uint8_t img[256 * 1024], frame[ESP_PROTO_PACKET_MAX], got[64 * 1024];
+	uint8_t md5[16], want[16], ackf[4];
+	const uint32_t off = 0x20000, len = 64 * 1024;
+	size_t n;
+	FILE *f;
+
+	(void)state;
+	/* A flash with something to read back. */
+	for (size_t i = 0; i < sizeof img; i++)
+		img[i] = (uint8_t)(i * 131u + (i >> 9));
+	tmp_path(ff, sizeof ff, "helper.bin");
+	f = fopen(ff, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(img, 1, sizeof img, f), sizeof img);
+	fclose(f);
+	{
+		const char *args[] = { "esp8266", "--baud-pacing", "off", "--flash-size", "256KB",
+				       "--flash-file", ff, NULL };
+
+		sim_start(&p, args);
+	}
+	drain(p.fd, 50);
+	reader_init(&rd, p.fd);
+
+	/* No MEM_END answer: the helper owns the UART and greets. */
+	n = upload_helper(&rd, frame, sizeof frame);
+	assert_int_equal(n, HELPER_PROTO_GREETING_LEN);
+	assert_memory_equal(frame, HELPER_PROTO_GREETING, HELPER_PROTO_GREETING_LEN);
+
+	/* SYNC: one answer, value 0 (a stub, not the ROM). */
+	esp_proto_req_sync(&r);
+	send_req(p.fd, &r);
+	n = next_frame(&rd, frame, sizeof frame, 2000);
+	assert_int_equal(esp_proto_response_parse(frame, n, 0, 2, &resp, NULL), FW_OK);
+	assert_true(esp_proto_sync_reply_from_stub(&resp));
+	assert_int_equal(next_frame(&rd, frame, sizeof frame, 100), 0);
+
+	/* READ_FLASH of 64 KB: the flash bytes and their MD5. */
+	assert_int_equal(esp_proto_read_stream_init(&st, len, 4096, 64, NULL), FW_OK);
+	assert_int_equal(esp_proto_req_read_flash(&r, off, len, 4096, 64, NULL), FW_OK);
+	send_req(p.fd, &r);
+	n = next_frame(&rd, frame, sizeof frame, 2000);
+	assert_int_equal(esp_proto_response_match(frame, n, ESP_OP_READ_FLASH), ESP_MATCH_YES);
+	assert_int_equal(esp_proto_response_parse(frame, n, 0, 2, &resp, NULL), FW_OK);
+	assert_true(esp_proto_response_ok(&resp));
+	while (!esp_proto_read_stream_done(&st)) {
+		uint32_t at = st.received;
+
+		n = next_frame(&rd, frame, sizeof frame, 2000);
+		assert_int_equal(esp_proto_read_stream_take(&st, n, ackf, NULL), FW_OK);
+		memcpy(got + at, frame, n);
+		{
+			struct strbuf w = STRBUF_INIT;
+
+			slip_append_frame(&w, ackf, sizeof ackf);
+			send_bytes(p.fd, (const uint8_t *)w.s, w.len);
+			strbuf_free(&w);
+		}
+	}
+	n = next_frame(&rd, frame, sizeof frame, 2000);
+	assert_int_equal(esp_proto_read_stream_digest(&st, frame, n, md5, NULL), FW_OK);
+	assert_memory_equal(got, img + off, len);
+	{
+		unsigned mdlen = 0;
+
+		assert_int_equal(EVP_Digest(img + off, len, want, &mdlen, EVP_md5(), NULL), 1);
+	}
+	assert_memory_equal(md5, want, 16);
+
+	/* Exact erase through the helper, seen in the flash file. */
+	assert_int_equal(esp_proto_req_erase_region(&r, 0x1000, 0x2000, NULL), FW_OK);
+	send_req(p.fd, &r);
+	n = next_frame(&rd, frame, sizeof frame, 2000);
+	assert_int_equal(esp_proto_response_parse(frame, n, 0, 2, &resp, NULL), FW_OK);
+	assert_true(esp_proto_response_ok(&resp));
+
+	/* CHANGE_BAUDRATE: answered at the old rate, then the new one. */
+	esp_proto_req_change_baud(&r, ESP_LOADER_STUB, 230400, 115200);
+	send_req(p.fd, &r);
+	n = next_frame(&rd, frame, sizeof frame, 2000);
+	assert_int_equal(esp_proto_response_parse(frame, n, 0, 2, &resp, NULL), FW_OK);
+	assert_true(esp_proto_response_ok(&resp));
+	set_baud(p.fd, B230400);
+	esp_proto_req_sync(&r);
+	send_req(p.fd, &r);
+	n = next_frame(&rd, frame, sizeof frame, 2000);
+	assert_int_equal(esp_proto_response_parse(frame, n, 0, 2, &resp, NULL), FW_OK);
+	assert_int_equal(resp.op, ESP_OP_SYNC);
+
+	/* FLASH_END(0) reboots: the ROM loader is back (8 SYNC answers). */
+	{
+		struct esp_proto_begin b = { .size = 0, .blocks = 0, .block_size = 0x400,
+					     .offset = 0, .encrypted_word = true };
+
+		assert_int_equal(esp_proto_req_flash_begin(&r, &b, NULL), FW_OK);
+	}
+	send_req(p.fd, &r);
+	n = next_frame(&rd, frame, sizeof frame, 2000);
+	assert_int_equal(esp_proto_response_parse(frame, n, 0, 2, &resp, NULL), FW_OK);
+	assert_true(esp_proto_response_ok(&resp));
+	esp_proto_req_flash_end(&r, ESP_PROTO_END_REBOOT);
+	send_req(p.fd, &r);
+	n = next_frame(&rd, frame, sizeof frame, 2000);
+	assert_int_equal(esp_proto_response_parse(frame, n, 0, 2, &resp, NULL), FW_OK);
+	assert_true(esp_proto_response_ok(&resp));
+	usleep(50000);
+	drain(p.fd, 50);
+	do_sync(p.fd, 2);
+	assert_int_equal(sim_stop(&p), 0);
+
+	f = fopen(ff, "rb");
+	assert_non_null(f);
+	assert_int_equal(fread(img, 1, sizeof img, f), sizeof img);
+	fclose(f);
+	for (size_t i = 0; i < sizeof img; i++) {
+		uint8_t orig = (uint8_t)(i * 131u + (i >> 9));
+
+		assert_int_equal(img[i], i >= 0x1000 && i < 0x3000 ? 0xFF : orig);
+	}
+	unlink(ff);
+}
+
+static void test_esp8266_altered_helper_stays_in_loader(void **state)
+{
+	struct simproc p;
+	struct esp_proto_req r;
+	struct esp_proto_resp resp;
+	static uint8_t code[8192];
+	const struct helper_blob_segment *g = &helper_blob_segments[0];
+	struct esp_proto_begin b = { .size = g->len, .blocks = 1, .block_size = ESP_PROTO_MEM_BLOCK,
+				     .offset = g->addr };
+	uint8_t f[64];
+	size_t n;
+
+	(void)state;
+	/* One byte different in the code: not the helper, the ROM answers
+	 * MEM_END and stays in the loader. */
+	assert_true(g->len <= sizeof code && g->len <= ESP_PROTO_MEM_BLOCK);
+	memcpy(code, g->data, g->len);
+	code[g->len / 2] ^= 0x01;
+	start_quiet(&p, "esp8266", NULL);
+	assert_int_equal(esp_proto_req_mem_begin(&r, &b, NULL), FW_OK);
+	n = transact(p.fd, &r, f, sizeof f);
+	assert_int_equal(esp_proto_response_parse(f, n, 0, 2, &resp, NULL), FW_OK);
+	assert_int_equal(esp_proto_req_data(&r, ESP_OP_MEM_DATA, 0, code, g->len, NULL), FW_OK);
+	n = transact(p.fd, &r, f, sizeof f);
+	assert_int_equal(esp_proto_response_parse(f, n, 0, 2, &resp, NULL), FW_OK);
+	for (size_t i = 1; i < HELPER_BLOB_SEGMENTS; i++) {
+		const struct helper_blob_segment *h = &helper_blob_segments[i];
+		struct esp_proto_begin hb = { .size = h->len, .blocks = 1,
+					      .block_size = ESP_PROTO_MEM_BLOCK, .offset = h->addr };
+
+		assert_true(h->len <= ESP_PROTO_MEM_BLOCK);
+		assert_int_equal(esp_proto_req_mem_begin(&r, &hb, NULL), FW_OK);
+		n = transact(p.fd, &r, f, sizeof f);
+		assert_int_equal(esp_proto_response_parse(f, n, 0, 2, &resp, NULL), FW_OK);
+		assert_int_equal(esp_proto_req_data(&r, ESP_OP_MEM_DATA, 0, h->data, h->len, NULL),
+				 FW_OK);
+		n = transact(p.fd, &r, f, sizeof f);
+		assert_int_equal(esp_proto_response_parse(f, n, 0, 2, &resp, NULL), FW_OK);
+	}
+	esp_proto_req_mem_end(&r, HELPER_BLOB_ENTRY);
+	n = transact(p.fd, &r, f, sizeof f);
+	assert_int_equal(esp_proto_response_parse(f, n, 0, 2, &resp, NULL), FW_OK);
+	assert_true(esp_proto_response_ok(&resp));
+	do_sync(p.fd, 2); /* still the ROM */
+	assert_int_equal(sim_stop(&p), 0);
+}
+
 /* ---- ESP32 ---- */
 
 static void esp32_attach(int fd)
@@ -1181,6 +1440,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_esp8266_flash_data_checksum_and_persistence),
 		cmocka_unit_test(test_esp8266_boot_shows_sample_banner),
 		cmocka_unit_test(test_esp8266_mem_upload_stays_in_loader),
+		cmocka_unit_test(test_esp8266_helper_runs_uploaded_blob),
+		cmocka_unit_test(test_esp8266_altered_helper_stays_in_loader),
 		cmocka_unit_test(test_esp32_status_layout_and_magic),
 		cmocka_unit_test(test_esp32_write_read_slow_md5),
 		cmocka_unit_test(test_esp32_deflate_and_adler),
