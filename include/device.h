@@ -103,6 +103,7 @@ struct device {
 	device_log_fn log;
 	void *cb_ctx;               /* passed to progress and log */
 	bool manual_entry;          /* no reset lines: the technician enters the loader */
+	uint64_t last_progress_ns;  /* device_progress() throttling; drivers leave it alone */
 };
 
 /* Compares an identity with the profile (chip magic or AVR signature, flash

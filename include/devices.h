@@ -9,4 +9,10 @@
 /* The driver for p->protocol, or NULL when none is built in yet. */
 const struct device_ops *device_ops_for(const struct profile *p);
 
+/* For drivers: one formatted line to d->log (nothing when there is none). */
+void device_logf(struct device *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For drivers: progress to d->progress, at most every 100 ms, but always the
+ * start (done 0) and the end (done == total) of a phase. */
+void device_progress(struct device *d, const char *phase, uint64_t done, uint64_t total);
+
 #endif

@@ -46,6 +46,8 @@ int fw_err_set(struct fw_err *e, int code, const char *fmt, ...)
 void fw_err_prefix(struct fw_err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void fw_err_clear(struct fw_err *e);
+/* *dst = *src, where dst may be NULL (nothing to fill) or src itself. */
+void fw_err_copy(struct fw_err *dst, const struct fw_err *src);
 /* Short lowercase name of a code, e.g. "integrity". */
 const char *fw_rc_name(int code);
 

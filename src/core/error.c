@@ -38,6 +38,12 @@ void fw_err_clear(struct fw_err *e)
 	}
 }
 
+void fw_err_copy(struct fw_err *dst, const struct fw_err *src)
+{
+	if (dst && src && dst != src)
+		*dst = *src;
+}
+
 static const char *const rc_names[] = {
 	"ok", "out of memory", "i/o", "usage", "profile", "image", "integrity",
 	"signature", "guard", "state", "journal", "port", "port busy", "timeout",

@@ -19,6 +19,7 @@
 
 #include <zlib.h>
 
+#include "devices.h"
 #include "esp_proto.h"
 #include "helper_blob.h"
 #define HELPER_PROTO_CONSTANTS_ONLY
@@ -73,8 +74,6 @@
                                   * line, far below the helper's limit */
 #define READ_CHUNK         0x40000u /* bytes per READ_FLASH: a damaged
                                      * stream costs at most this again */
-#define PROGRESS_EVERY_NS  100000000ull /* 100 ms */
-#define LOG_LINE_MAX       512
 
 #define SECTOR ESP_PROTO_SECTOR
 #define BLOCK  ESP_PROTO_ROM_WRITE_BLOCK
@@ -119,7 +118,6 @@ struct esp_dev {
 	bool helper;             /* our RAM helper runs: loader is STUB */
 	char helper_why[200];    /* why it does not run (caps' why_not) */
 	struct dev_esp_helper hp; /* the helper image in use */
-	uint64_t last_progress_ns;
 };
 
 /* One write unit: a sector-aligned run that covers one or more image ranges
@@ -132,22 +130,6 @@ struct esp_unit {
 };
 
 /* ---- small helpers ---- */
-
-static void esp_log(struct device *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void esp_log(struct device *d, const char *fmt, ...)
-{
-	char line[LOG_LINE_MAX];
-	va_list ap;
-
-	if (!d->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	d->log(d->cb_ctx, line);
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -166,26 +148,6 @@ static unsigned scaled_ms(const struct esp_dev *x, unsigned ms_per_mb, uint64_t 
 	if (ms > 240000u) /* esptool's cap for any command */
 		ms = 240000u;
 	return (unsigned)ms;
-}
-
-static void progress(struct device *d, const char *phase, uint64_t done, uint64_t total)
-{
-	struct esp_dev *x = d->priv;
-	uint64_t now;
-
-	if (!d->progress)
-		return;
-	now = transport_now_ns();
-	if (done < total && done != 0 && now - x->last_progress_ns < PROGRESS_EVERY_NS)
-		return;
-	x->last_progress_ns = now;
-	d->progress(d->cb_ctx, phase, done, total);
-}
-
-static void copy_err(struct fw_err *dst, const struct fw_err *src)
-{
-	if (dst && src != dst)
-		*dst = *src;
 }
 
 void dev_esp_options_default(struct dev_esp_options *o)
@@ -314,7 +276,7 @@ static int recv_frame(struct device *d, uint64_t deadline, const uint8_t **pkt,
 		if (rc == FW_ETIMEOUT && got == 0)
 			return FW_ETIMEOUT;
 		if (rc != FW_OK) {
-			copy_err(e, &re);
+			fw_err_copy(e, &re);
 			return rc;
 		}
 	}
@@ -509,11 +471,11 @@ static int command_retry(struct device *d, const struct esp_proto_req *r,
 			break;
 		if (x->fail != FAIL_TIMEOUT)
 			silences = 0;
-		esp_log(d, "%s: %s; resynchronising and sending it again (try %u of %u)",
+		device_logf(d, "%s: %s; resynchronising and sending it again (try %u of %u)",
 			what, le.msg, attempt + 1, x->opt.block_attempts);
 		resync(d);
 	}
-	copy_err(e, &le);
+	fw_err_copy(e, &le);
 	if (attempt > 1)
 		fw_err_prefix(e, "%s failed %u times", what, attempt);
 	return rc;
@@ -608,7 +570,7 @@ static int sync_once(struct device *d, struct fw_err *e)
 		return rc;
 	x->stub_answered = esp_proto_sync_reply_from_stub(&resp);
 	if (x->stub_answered)
-		esp_log(d, "a flasher stub is already running on the chip");
+		device_logf(d, "a flasher stub is already running on the chip");
 	for (i = 0; i < SYNC_SURPLUS; i++) {
 		const uint8_t *pkt;
 		size_t n;
@@ -688,14 +650,14 @@ static int connect_manual(struct device *d, struct fw_err *e)
 	struct fw_err le = { 0 };
 	int rc;
 
-	esp_log(d, "waiting for the bootloader: %s", instructions(d->p));
+	device_logf(d, "waiting for the bootloader: %s", instructions(d->p));
 	do {
 		fw_err_clear(&le);
 		rc = sync_result(d, sync_once(d, &le));
 		if (rc == FW_OK)
 			return FW_OK;
 		if (rc != FW_ETIMEOUT) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			return rc;
 		}
 		sleep_ms(SYNC_PAUSE_MS);
@@ -727,23 +689,23 @@ static int connect_auto(struct device *d, unsigned attempts, bool *no_lines,
 		if (rc == FW_EUNSUPPORTED) {
 			/* A pty or an adapter without modem lines: the
 			 * technician has to press the buttons. */
-			esp_log(d, "%s", le.msg);
+			device_logf(d, "%s", le.msg);
 			*no_lines = true;
 			return FW_ETIMEOUT;
 		}
 		if (rc != FW_OK) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			return rc;
 		}
 		rc = sync_tries(d, SYNC_TRIES, &le);
 		if (rc == FW_OK) {
 			if (attempt > 0)
-				esp_log(d, "the bootloader answered after %u reset attempts",
+				device_logf(d, "the bootloader answered after %u reset attempts",
 					attempt + 1);
 			return FW_OK;
 		}
 		if (rc != FW_ETIMEOUT) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			return rc;
 		}
 	}
@@ -878,13 +840,13 @@ static int identify_flash(struct device *d, struct device_identity *id, struct f
 	if (esp_proto_jedec_decode(w0, &fid, &le) != FW_OK) {
 		/* Not fatal here: device_match() refuses an unknown size
 		 * with the profile's expectation in the message. */
-		esp_log(d, "%s", le.msg);
+		device_logf(d, "%s", le.msg);
 		return FW_OK;
 	}
 	id->flash_size = fid.size;
 	x->flash_size = fid.size;
 	if (fid.size == 0)
-		esp_log(d, "flash chip %06X (%s) has a capacity code flashwise does not know",
+		device_logf(d, "flash chip %06X (%s) has a capacity code flashwise does not know",
 			id->flash_id, fid.vendor);
 	return FW_OK;
 }
@@ -1123,7 +1085,7 @@ static int helper_start(struct device *d, struct fw_err *e)
 			x->loader = ESP_LOADER_STUB;
 			/* It works on the flash the ROM attached. */
 			x->attached = true;
-			esp_log(d, "flashwise helper running");
+			device_logf(d, "flashwise helper running");
 			return FW_OK;
 		}
 		/* A byte lost on the line (a block, the greeting) is worth
@@ -1132,7 +1094,7 @@ static int helper_start(struct device *d, struct fw_err *e)
 		if (rc == FW_EINTEGRITY || rc == FW_ENOMEM || rc == FW_EINVAL ||
 		    attempt >= HELPER_STARTS)
 			break;
-		esp_log(d, "flashwise's RAM helper did not start (%s); loading it again (try %u "
+		device_logf(d, "flashwise's RAM helper did not start (%s); loading it again (try %u "
 			"of %u)", le.msg, attempt + 1, HELPER_STARTS);
 		x->loader = ESP_LOADER_ESP8266_ROM;
 		if ((rc = helper_back_to_rom(d, true, e)) != FW_OK)
@@ -1140,7 +1102,7 @@ static int helper_start(struct device *d, struct fw_err *e)
 	}
 	snprintf(x->helper_why, sizeof x->helper_why,
 		 "flashwise's RAM helper could not start (%s)", le.msg);
-	esp_log(d, "%s; going on with the ROM loader, which cannot back up or verify",
+	device_logf(d, "%s; going on with the ROM loader, which cannot back up or verify",
 		x->helper_why);
 	x->loader = ESP_LOADER_ESP8266_ROM;
 	return helper_back_to_rom(d, false, e);
@@ -1167,7 +1129,7 @@ static int esp_identify(struct device *d, struct device_identity *id, struct fw_
 		/* Never guess a chip: leave the name empty and let
 		 * device_match() name the magic against the profile's. */
 		snprintf(id->loader, sizeof id->loader, "unknown ESP ROM");
-		esp_log(d, "the chip reports magic 0x%08X, which is not a chip flashwise knows",
+		device_logf(d, "the chip reports magic 0x%08X, which is not a chip flashwise knows",
 			magic);
 		x->identified = false;
 		return FW_OK;
@@ -1195,7 +1157,7 @@ static int esp_identify(struct device *d, struct device_identity *id, struct fw_
 				return rc;
 		fw_err_clear(&le);
 		if (esp_proto_esp8266_decode(&otp, &eid, &le) != FW_OK)
-			esp_log(d, "MAC address unknown: %s", le.msg);
+			device_logf(d, "MAC address unknown: %s", le.msg);
 		if (eid.mac_known) {
 			id->has_mac = true;
 			memcpy(id->mac, eid.mac, 6);
@@ -1222,7 +1184,7 @@ static int esp_identify(struct device *d, struct device_identity *id, struct fw_
 		if (xt.plausible)
 			id->crystal_mhz = xt.mhz;
 		else
-			esp_log(d, "crystal frequency unclear (about %u kHz measured)",
+			device_logf(d, "crystal frequency unclear (about %u kHz measured)",
 				xt.estimate_khz);
 	}
 	if (chip->chip == ESP_CHIP_ESP8266 || chip->chip == ESP_CHIP_ESP32) {
@@ -1235,7 +1197,7 @@ static int esp_identify(struct device *d, struct device_identity *id, struct fw_
 	} else {
 		/* Later chips keep their SPI controller elsewhere; esp_proto
 		 * only models the ESP8266 and ESP32 ones so far. */
-		esp_log(d, "flash id and MAC are not read on the %s yet", chip->name);
+		device_logf(d, "flash id and MAC are not read on the %s yet", chip->name);
 		rc = spi_attach(d, e);
 	}
 	/* Only a complete identity lets read, write and verify go ahead. */
@@ -1466,7 +1428,7 @@ static int change_baud(struct device *d, unsigned want, struct fw_err *e)
 	rc = command(d, &r, x->opt.timeout_ms, &resp, &le);
 	if (rc != FW_OK) {
 		/* The chip kept its rate: carry on at the old one. */
-		esp_log(d, "staying at %u baud: %s", old, le.msg);
+		device_logf(d, "staying at %u baud: %s", old, le.msg);
 		return FW_OK;
 	}
 	/* The reply left at the old rate; now both sides switch. */
@@ -1482,7 +1444,7 @@ static int change_baud(struct device *d, unsigned want, struct fw_err *e)
 	sleep_ms(BAUD_SETTLE_MS);
 	(void)transport_flush(d->t, TRANSPORT_FLUSH_INPUT, NULL);
 	rx_forget(x);
-	esp_log(d, "changed the baud rate from %u to %u", old, want);
+	device_logf(d, "changed the baud rate from %u to %u", old, want);
 	return FW_OK;
 }
 
@@ -1526,7 +1488,7 @@ static int helper_prepare(struct device *d, struct fw_err *e)
 	unsigned want = x->opt.helper_baud ? x->opt.helper_baud : d->p->flash_baud;
 
 	if (x->hp.max_baud && want > x->hp.max_baud) {
-		esp_log(d, "the helper goes up to %u baud, not %u", x->hp.max_baud, want);
+		device_logf(d, "the helper goes up to %u baud, not %u", x->hp.max_baud, want);
 		want = x->hp.max_baud;
 	}
 	if (x->opt.change_baud && !x->baud_changed && want && want != d->t->baud)
@@ -1599,7 +1561,7 @@ static int recover_loader(struct device *d, const char *what, struct fw_err *e)
 					  "the board (no DTR/RTS on %s): %s, then run the same "
 					  "command again", what, who, d->t->path,
 					  instructions(d->p));
-		esp_log(d, "%s: the %s does not answer; resetting the chip into the "
+		device_logf(d, "%s: the %s does not answer; resetting the chip into the "
 			"bootloader", what, who);
 		/* A reset puts the chip's UART back to its own rate. */
 		if (x->baud_changed) {
@@ -1616,7 +1578,7 @@ static int recover_loader(struct device *d, const char *what, struct fw_err *e)
 					  "the cable, then run the same command again", what,
 					  who, REENTER_ATTEMPTS);
 		if (rc != FW_OK) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			return rc;
 		}
 		if ((rc = read_reg(d, ESP_PROTO_CHIP_MAGIC_ADDR, &magic, e)) != FW_OK)
@@ -1640,7 +1602,7 @@ static int recover_loader(struct device *d, const char *what, struct fw_err *e)
 	x->helper = true;
 	x->loader = ESP_LOADER_STUB;
 	x->attached = true;
-	esp_log(d, "flashwise helper running again");
+	device_logf(d, "flashwise helper running again");
 	return helper_prepare(d, e);
 }
 
@@ -1713,7 +1675,7 @@ static int send_blocks(struct device *d, uint8_t op, const uint8_t *data, size_t
 			return rc;
 		*done_unc = (uint64_t)(seq + 1) * unc_len / nblocks;
 		w->done = base + *done_unc;
-		progress(d, "write", w->done, w->total);
+		device_progress(d, "write", w->done, w->total);
 	}
 	return FW_OK;
 }
@@ -1738,7 +1700,7 @@ static int write_plain(struct device *d, uint32_t addr, const uint8_t *data, uin
 		return fw_err_set(e, FW_ENOMEM, "out of memory writing 0x%X", addr);
 	memset(buf, 0xFF, (size_t)nblocks * bs);
 	memcpy(buf, data, len);
-	progress(d, "erase", w->done, w->total);
+	device_progress(d, "erase", w->done, w->total);
 	rc = flash_begin(d, ESP_OP_FLASH_BEGIN, sent_size, nblocks, addr,
 			 scaled_ms(x, ERASE_MS_PER_MB, erase_bytes), e);
 	/* The helper erases each sector as its first block arrives and
@@ -1771,7 +1733,7 @@ static int write_deflated(struct device *d, uint32_t addr, const uint8_t *data,
 		free(cbuf);
 		return fw_err_set(e, FW_ENOMEM, "zlib could not compress the data for 0x%X", addr);
 	}
-	progress(d, "erase", w->done, w->total);
+	device_progress(d, "erase", w->done, w->total);
 	/* The ROM takes the uncompressed size rounded up to whole blocks. */
 	rc = flash_begin(d, ESP_OP_FLASH_DEFL_BEGIN, rounded,
 			 esp_proto_blocks((uint32_t)clen, BLOCK), addr,
@@ -1822,10 +1784,10 @@ static int md5_on_chip(struct device *d, uint32_t addr, uint32_t len, uint8_t md
 		/* Hex digits bent on the line: ask again. */
 		x->fail = FAIL_GARBLED;
 		if (attempt >= x->opt.block_attempts) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			return rc;
 		}
-		esp_log(d, "SPI_FLASH_MD5: %s; resynchronising and asking again (try %u of %u)",
+		device_logf(d, "SPI_FLASH_MD5: %s; resynchronising and asking again (try %u of %u)",
 			le.msg, attempt + 1, x->opt.block_attempts);
 		resync(d);
 	}
@@ -1863,10 +1825,10 @@ static int write_esp32_run(struct device *d, uint32_t addr, const uint8_t *data,
 		fw_err_clear(&le);
 		rc = write_deflated(d, addr, data, len, w, &le);
 		if (rc != FW_EUNSUPPORTED) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			return rc;
 		}
-		esp_log(d, "compressed writing refused (%s); writing uncompressed", le.msg);
+		device_logf(d, "compressed writing refused (%s); writing uncompressed", le.msg);
 		x->opt.compress = false;
 		resync(d);
 	}
@@ -1905,7 +1867,7 @@ static int write_esp32_unit(struct device *d, uint32_t addr, const uint8_t *data
 		if (!differs) {
 			skipped += n;
 			w->done += n;
-			progress(d, "write", w->done, w->total);
+			device_progress(d, "write", w->done, w->total);
 		}
 		off += n;
 	}
@@ -1913,7 +1875,7 @@ static int write_esp32_unit(struct device *d, uint32_t addr, const uint8_t *data
 					    len - run_start, w, e)) != FW_OK)
 		return rc;
 	if (skipped)
-		esp_log(d, "0x%X-0x%X: %u bytes already matched on the chip and were not "
+		device_logf(d, "0x%X-0x%X: %u bytes already matched on the chip and were not "
 			"rewritten", addr, addr + len - 1, skipped);
 	return FW_OK;
 }
@@ -1962,12 +1924,12 @@ static int write_unit_restarts(struct device *d, const struct esp_unit *u,
 		w->done = done0;
 		rc = write_unit(d, u, data, w, &le);
 		if (rc == FW_OK || restarts >= REGION_RESTARTS || !restart_helps(x, rc)) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			if (rc != FW_OK && restarts > 0)
 				fw_err_prefix(e, "started %u times", restarts + 1);
 			return rc;
 		}
-		esp_log(d, "%s; writing 0x%X-0x%X again from its start (try %u of %u)", le.msg,
+		device_logf(d, "%s; writing 0x%X-0x%X again from its start (try %u of %u)", le.msg,
 			u->addr, u->addr + u->len - 1, restarts + 2, REGION_RESTARTS + 1);
 		if ((rc = recover_loader(d, what, e)) != FW_OK)
 			return rc;
@@ -1993,7 +1955,7 @@ static int esp_write(struct device *d, const struct image *img, struct fw_err *e
 	 * wrap around to 0x0) before the first byte is erased. */
 	rc = warnings_for(d->p, flash_size_of(d), x->helper, img, u, nu, &warn, e);
 	for (i = 0; i < warn.n; i++)
-		esp_log(d, "WARNING: %s", warn.w[i].text);
+		device_logf(d, "WARNING: %s", warn.w[i].text);
 	if (rc != FW_OK)
 		goto out;
 	for (i = 0; i < nu; i++)
@@ -2014,7 +1976,7 @@ static int esp_write(struct device *d, const struct image *img, struct fw_err *e
 		free(data);
 	}
 	if (rc == FW_OK)
-		progress(d, "write", w.total, w.total);
+		device_progress(d, "write", w.total, w.total);
 	/* No FLASH_END: on a ROM it would leave the loader (section 5.3). */
 out:
 	free(u);
@@ -2049,11 +2011,11 @@ static int read_range(struct device *d, uint32_t addr, uint32_t len, uint8_t *ou
 		rc = command_retry(d, &r, x->opt.timeout_ms, &resp, what, RETRY_IDEMPOTENT, &le);
 		if (rc != FW_OK) {
 			if (x->fail != FAIL_TIMEOUT || *reentries >= READ_REENTRIES) {
-				copy_err(e, &le);
+				fw_err_copy(e, &le);
 				return rc;
 			}
 			(*reentries)++;
-			esp_log(d, "%s; reading on from 0x%X (try %u of %u)", le.msg, addr + off,
+			device_logf(d, "%s; reading on from 0x%X (try %u of %u)", le.msg, addr + off,
 				*reentries + 1, READ_REENTRIES + 1);
 			if ((rc = recover_loader(d, what, e)) != FW_OK)
 				return rc;
@@ -2065,7 +2027,7 @@ static int read_range(struct device *d, uint32_t addr, uint32_t len, uint8_t *ou
 		memcpy(out + off, resp.result, n);
 		off += n;
 		if (show)
-			progress(d, "read", off, len);
+			device_progress(d, "read", off, len);
 	}
 	return FW_OK;
 }
@@ -2183,7 +2145,7 @@ static int helper_read_once(struct device *d, uint32_t addr, uint32_t len, uint8
 			return rc;
 		if (done0 + got > *shown) {
 			*shown = done0 + got;
-			progress(d, "read", *shown, total);
+			device_progress(d, "read", *shown, total);
 		}
 	}
 	if (n != MD5_LEN) {
@@ -2276,7 +2238,7 @@ static int helper_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *o
 			rc = helper_read_once(d, addr + off, n, out + off, off, len, &shown, &clean,
 					      &le);
 			if (rc == FW_OK && !clean) {
-				esp_log(d, "the data read from 0x%X-0x%X does not match the helper's "
+				device_logf(d, "the data read from 0x%X-0x%X does not match the helper's "
 					"MD5 of it (bytes were damaged on the serial line); reading "
 					"the damaged pieces again", addr + off, addr + off + n - 1);
 				resync(d);
@@ -2287,19 +2249,19 @@ static int helper_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *o
 				break;
 			if (rc == FW_EINTEGRITY || x->fail == FAIL_NONE || x->fail == FAIL_REFUSED ||
 			    reentries >= READ_REENTRIES) {
-				copy_err(e, &le);
+				fw_err_copy(e, &le);
 				return rc;
 			}
 			reentries++;
 			snprintf(what, sizeof what, "reading 0x%X", addr + off);
-			esp_log(d, "%s; reading 0x%X-0x%X again (try %u of %u)", le.msg,
+			device_logf(d, "%s; reading 0x%X-0x%X again (try %u of %u)", le.msg,
 				addr + off, addr + off + n - 1, reentries + 1, READ_REENTRIES + 1);
 			if ((rc = recover_loader(d, what, e)) != FW_OK)
 				return rc;
 		}
 		off += n;
 	}
-	progress(d, "read", len, len);
+	device_progress(d, "read", len, len);
 	return FW_OK;
 }
 
@@ -2343,7 +2305,7 @@ static int esp_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
 			return FW_OK;
 		if (pass >= READ_REPAIRS)
 			break;
-		esp_log(d, "the data read from 0x%X-0x%X does not match the chip's MD5 of that "
+		device_logf(d, "the data read from 0x%X-0x%X does not match the chip's MD5 of that "
 			"region (bytes were damaged on the serial line); reading the differing "
 			"pieces again (try %u of %u)", addr, addr + len - 1, pass + 2,
 			READ_REPAIRS + 1);
@@ -2433,7 +2395,7 @@ static int verify_once(struct device *d, const struct image *img,
 		}
 		done += rg->len;
 		r->bytes_checked = done;
-		progress(d, "verify", done, total);
+		device_progress(d, "verify", done, total);
 	}
 	if (r->nmismatch)
 		return fw_err_set(e, FW_EVERIFY,
@@ -2473,10 +2435,10 @@ static int esp_verify(struct device *d, const struct image *img,
 		rc = verify_once(d, img, r, &le);
 		if (rc == FW_OK || rc == FW_EVERIFY || x->fail != FAIL_TIMEOUT ||
 		    tries >= READ_REENTRIES) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			return rc;
 		}
-		esp_log(d, "%s; verifying again (try %u of %u)", le.msg, tries + 2,
+		device_logf(d, "%s; verifying again (try %u of %u)", le.msg, tries + 2,
 			READ_REENTRIES + 1);
 		if ((rc = recover_loader(d, "verifying", e)) != FW_OK)
 			return rc;
@@ -2523,15 +2485,15 @@ static int esp_leave(struct device *d, bool run, struct fw_err *e)
 			/* The app may start before the reply leaves the chip:
 			 * silence is expected, a refusal is not. */
 			if (rc == FW_ETIMEOUT) {
-				esp_log(d, "no reply to FLASH_END (the application may "
+				device_logf(d, "no reply to FLASH_END (the application may "
 					"already be running)");
 				rc = FW_OK;
 			} else if (rc != FW_OK) {
-				copy_err(e, &le);
+				fw_err_copy(e, &le);
 			}
 		}
 	} else {
-		copy_err(e, &le);
+		fw_err_copy(e, &le);
 	}
 	if (rc != FW_OK)
 		return rc;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "devices.h"
 #include "stk500_proto.h"
 #include "transport.h"
 
@@ -39,8 +40,6 @@
 #define PAGE_WRITE_MS    20u   /* erase + write, 2 x 4.5 ms, with margin */
 #define EEPROM_BYTE_MS   4u    /* EEPROM writes 3.3 ms per byte */
 #define WRITE_TIMEOUT_MS 2000u
-#define PROGRESS_EVERY_NS 100000000ull
-#define LOG_LINE_MAX     512
 #define NOISE_KEEP       64u
 
 enum stk_fail {
@@ -72,28 +71,11 @@ struct stk_dev {
 	/* bytes that arrived instead of sync answers (connect diagnosis) */
 	uint8_t noise[NOISE_KEEP];
 	size_t nnoise, noise_total;
-	uint64_t last_progress_ns;
 	uint8_t rx[512];
 	uint8_t tx[2 * STK500_CMD_MAX];
 };
 
 /* ---- small helpers ---- */
-
-static void stk_log(struct device *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void stk_log(struct device *d, const char *fmt, ...)
-{
-	char line[LOG_LINE_MAX];
-	va_list ap;
-
-	if (!d->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	d->log(d->cb_ctx, line);
-}
 
 static void sleep_until(uint64_t t)
 {
@@ -111,26 +93,6 @@ static void sleep_until(uint64_t t)
 static uint64_t ms_ns(unsigned ms)
 {
 	return (uint64_t)ms * 1000000u;
-}
-
-static void copy_err(struct fw_err *dst, const struct fw_err *src)
-{
-	if (dst && src != dst)
-		*dst = *src;
-}
-
-static void progress(struct device *d, const char *phase, uint64_t done, uint64_t total)
-{
-	struct stk_dev *x = d->priv;
-	uint64_t now;
-
-	if (!d->progress)
-		return;
-	now = transport_now_ns();
-	if (done < total && done != 0 && now - x->last_progress_ns < PROGRESS_EVERY_NS)
-		return;
-	x->last_progress_ns = now;
-	d->progress(d->cb_ctx, phase, done, total);
 }
 
 static const char *instructions(const struct profile *p)
@@ -292,7 +254,7 @@ static int xfer(struct device *d, const struct stk500_cmd *c, size_t nc, uint8_t
 							  c[i].reply_len + 2);
 				}
 				if (rc != FW_OK) {
-					copy_err(e, &re);
+					fw_err_copy(e, &re);
 					return rc;
 				}
 				rx_off = 0;
@@ -453,7 +415,7 @@ static int sync_poll(struct device *d, uint64_t first, uint64_t end, struct fw_e
 
 			if (sync_confirm(d, polls, &le) == FW_OK)
 				return FW_OK;
-			stk_log(d, "the bootloader answered once but not again (%s)", le.msg);
+			device_logf(d, "the bootloader answered once but not again (%s)", le.msg);
 			return FW_ETIMEOUT;
 		}
 	}
@@ -493,23 +455,23 @@ static int connect_auto(struct device *d, unsigned attempts, bool *no_lines, str
 		(void)transport_flush(d->t, TRANSPORT_FLUSH_INPUT, NULL);
 		rc = reset_pulse(d, &edge, &le);
 		if (rc == FW_EUNSUPPORTED) {
-			stk_log(d, "%s", le.msg);
+			device_logf(d, "%s", le.msg);
 			*no_lines = true;
 			return FW_ETIMEOUT;
 		}
 		if (rc != FW_OK) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			return rc;
 		}
 		rc = sync_poll(d, edge + ms_ns(SYNC_FIRST_MS), edge + ms_ns(SYNC_WINDOW_MS), &le);
 		if (rc == FW_OK) {
 			if (attempt > 0)
-				stk_log(d, "the bootloader answered after %u reset attempts",
+				device_logf(d, "the bootloader answered after %u reset attempts",
 					attempt + 1);
 			return FW_OK;
 		}
 		if (rc != FW_ETIMEOUT) {
-			copy_err(e, &le);
+			fw_err_copy(e, &le);
 			return rc;
 		}
 	}
@@ -520,7 +482,7 @@ static int connect_manual(struct device *d, unsigned wait_ms, struct fw_err *e)
 {
 	uint64_t now = transport_now_ns();
 
-	stk_log(d, "waiting for the bootloader: %s", instructions(d->p));
+	device_logf(d, "waiting for the bootloader: %s", instructions(d->p));
 	return sync_poll(d, now, now + ms_ns(wait_ms), e);
 }
 
@@ -697,14 +659,14 @@ static int recover(struct device *d, const char *what, struct fw_err *e)
 	x->in_session = false;
 	noise_reset(x);
 	if (can_reset(d)) {
-		stk_log(d, "%s: resetting the board into the bootloader", what);
+		device_logf(d, "%s: resetting the board into the bootloader", what);
 		rc = connect_auto(d, REENTER_ATTEMPTS, &no_lines, &le);
 	} else {
 		rc = FW_ETIMEOUT;
 		no_lines = true;
 	}
 	if (rc == FW_ETIMEOUT && no_lines) {
-		stk_log(d, "%s: the bootloader has left and flashwise cannot reset the board "
+		device_logf(d, "%s: the bootloader has left and flashwise cannot reset the board "
 			"(no DTR/RTS on %s)", what, d->t->path);
 		rc = connect_manual(d, x->opt.manual_wait_ms, &le);
 	}
@@ -714,7 +676,7 @@ static int recover(struct device *d, const char *what, struct fw_err *e)
 				  "check the cable and the board's power supply, then run the same "
 				  "command again", what);
 	if (rc != FW_OK) {
-		copy_err(e, &le);
+		fw_err_copy(e, &le);
 		return rc;
 	}
 	if ((rc = read_signature(d, sig, e)) != FW_OK)
@@ -740,7 +702,7 @@ static int ensure_session(struct device *d, const char *what, struct fw_err *e)
 
 	if (x->in_session && transport_now_ns() - x->last_io_ns < ms_ns(SESSION_IDLE_MS))
 		return FW_OK;
-	stk_log(d, "%s: the bootloader leaves after about 1 s without traffic; entering it "
+	device_logf(d, "%s: the bootloader leaves after about 1 s without traffic; entering it "
 		"again", what);
 	return recover(d, what, e);
 }
@@ -793,7 +755,7 @@ static int stk_identify(struct device *d, struct device_identity *id, struct fw_
 	}
 	snprintf(id->loader, sizeof id->loader, "%s", x->loader.name);
 	if (x->loader.kind == STK500_LOADER_UNKNOWN)
-		stk_log(d, "bootloader version %u.%u is neither Optiboot nor ATmegaBOOT: "
+		device_logf(d, "bootloader version %u.%u is neither Optiboot nor ATmegaBOOT: "
 			"reading in small pieces, no EEPROM", major, minor);
 	x->identified = true;
 	return FW_OK;
@@ -843,17 +805,17 @@ static int spend_recovery(struct device *d, int rc, const struct fw_err *le, uns
 	struct stk_dev *x = d->priv;
 
 	if (!recoverable(x, rc)) {
-		copy_err(e, le);
+		fw_err_copy(e, le);
 		return rc;
 	}
 	if (*budget == 0) {
-		copy_err(e, le);
+		fw_err_copy(e, le);
 		fw_err_prefix(e, "%s: gave up after %u resets", what, x->opt.recoveries);
 		return rc;
 	}
 	(*budget)--;
 	x->stats.recoveries++;
-	stk_log(d, "%s: %s", what, le->msg);
+	device_logf(d, "%s: %s", what, le->msg);
 	return recover(d, what, e);
 }
 
@@ -910,7 +872,7 @@ static int read_flash(struct device *d, uint32_t start, uint32_t end, uint8_t *o
 			return rc;
 		off += (uint32_t)n;
 		if (known_as == KNOWN_READ)
-			progress(d, "read", off - start, end - start);
+			device_progress(d, "read", off - start, end - start);
 	}
 	for (p = (start + x->page_size - 1) / x->page_size * x->page_size;
 	     p + x->page_size <= end; p += x->page_size) {
@@ -1083,11 +1045,11 @@ static int stk_write(struct device *d, const struct image *img, struct fw_err *e
 				goto out;
 			x->stats.pages_written++;
 		}
-		progress(d, "write", (uint64_t)(i + 1) * x->page_size,
+		device_progress(d, "write", (uint64_t)(i + 1) * x->page_size,
 			 (uint64_t)plan.n * x->page_size);
 	}
 	if (x->stats.pages_skipped)
-		stk_log(d, "%zu of %zu pages already held the new contents and were not written",
+		device_logf(d, "%zu of %zu pages already held the new contents and were not written",
 			x->stats.pages_skipped, plan.n);
 out:
 	stk500_plan_free(&plan);
@@ -1193,7 +1155,7 @@ static int stk_verify(struct device *d, const struct image *img,
 			goto out;
 		done += rg->len;
 		r->bytes_checked = done;
-		progress(d, "verify", done, total);
+		device_progress(d, "verify", done, total);
 	}
 	/* Compared only after all reads: a range's bytes may sit in a page
 	 * read for the range before. */
@@ -1232,16 +1194,16 @@ static int stk_leave(struct device *d, bool run, struct fw_err *e)
 	if (!run || !x->in_session)
 		goto done;
 	if (transport_now_ns() - x->last_io_ns >= ms_ns(SESSION_IDLE_MS)) {
-		stk_log(d, "the bootloader has already left: the application is starting");
+		device_logf(d, "the bootloader has already left: the application is starting");
 		goto done;
 	}
 	stk500_cmd_leave_progmode(&c);
 	rc = command(d, &c, NULL, &le);
 	if (rc == FW_ETIMEOUT) {
 		/* Silence: the watchdog starts the application anyway. */
-		stk_log(d, "no answer to LEAVE_PROGMODE (the application starts anyway)");
+		device_logf(d, "no answer to LEAVE_PROGMODE (the application starts anyway)");
 	} else if (rc != FW_OK && rc != FW_EPROTO) {
-		copy_err(e, &le);
+		fw_err_copy(e, &le);
 		return rc;
 	}
 done:
