@@ -37,6 +37,8 @@ int integrity_md5(const void *data, size_t len, uint8_t out[MD5_LEN]);
 void integrity_hex(const uint8_t *bin, size_t len, char *out);
 /* Parses exactly 2*len hex digits (either case, surrounding blanks allowed). */
 int integrity_unhex(const char *hex, uint8_t *bin, size_t len, struct fw_err *e);
+/* The value of one hex digit (either case), or -1 for anything else. */
+int integrity_hex_value(int c);
 /* Constant-time comparison. */
 bool integrity_equal(const uint8_t *a, const uint8_t *b, size_t len);
 

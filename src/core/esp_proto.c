@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "integrity.h"
 #include "slip.h"
 
 /* ---- little-endian helpers ---- */
@@ -874,17 +875,6 @@ bool esp_proto_sync_reply_from_stub(const struct esp_proto_resp *r)
 	return r->op == ESP_OP_SYNC && r->value == 0;
 }
 
-static int hex_nibble(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int esp_proto_md5_parse(const struct esp_proto_resp *r, uint8_t md5[16],
 			struct fw_err *e)
 {
@@ -901,8 +891,8 @@ int esp_proto_md5_parse(const struct esp_proto_resp *r, uint8_t md5[16],
 				  "esp: MD5 reply carries %zu bytes (expected 32 hex characters or 16 bytes)",
 				  r->result_len);
 	for (i = 0; i < 16; i++) {
-		int hi = hex_nibble(r->result[2 * i]);
-		int lo = hex_nibble(r->result[2 * i + 1]);
+		int hi = integrity_hex_value(r->result[2 * i]);
+		int lo = integrity_hex_value(r->result[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return fw_err_set(e, FW_EPROTO,

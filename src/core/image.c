@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "integrity.h"
+
 #define ADDR_SPACE ((uint64_t)1 << 32)
 
 void image_init(struct image *img)
@@ -371,17 +373,6 @@ static int hex_push(struct hex_parse *hp, uint32_t addr, const uint8_t *data, ui
 	return FW_OK;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int cmp_rec(const void *a, const void *b)
 {
 	const struct hex_rec *x = a, *y = b;
@@ -407,7 +398,7 @@ static int hex_decode_line(const char *s, size_t n, size_t line, uint8_t *bytes,
 				  line, (s[0] >= 0x20 && s[0] < 0x7f) ? s[0] : '?');
 	ndig = n - 1;
 	for (i = 1; i < n; i++) {
-		if (hexval(s[i]) < 0) {
+		if (integrity_hex_value(s[i]) < 0) {
 			char what[8] = "a blank";
 
 			if (s[i] > 0x20 && s[i] < 0x7f)
@@ -429,7 +420,8 @@ static int hex_decode_line(const char *s, size_t n, size_t line, uint8_t *bytes,
 				  HEX_DAMAGED, line, ndig);
 	*nbytes = ndig / 2;
 	for (i = 0; i < *nbytes; i++)
-		bytes[i] = (uint8_t)(hexval(s[1 + 2 * i]) << 4 | hexval(s[2 + 2 * i]));
+		bytes[i] = (uint8_t)(integrity_hex_value(s[1 + 2 * i]) << 4 |
+				     integrity_hex_value(s[2 + 2 * i]));
 	if ((size_t)bytes[0] + 5 != *nbytes)
 		return fw_err_set(e, FW_EIMAGE,
 				  "line %zu: byte count says %u data bytes but the record holds %zu; "

@@ -149,7 +149,7 @@ void integrity_hex(const uint8_t *bin, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int hexval(unsigned char c)
+int integrity_hex_value(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -171,15 +171,15 @@ static void hex_decode(const char *s, uint8_t *bin, size_t len)
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		bin[i] = (uint8_t)(hexval((unsigned char)s[2 * i]) << 4 |
-				   hexval((unsigned char)s[2 * i + 1]));
+		bin[i] = (uint8_t)(integrity_hex_value((unsigned char)s[2 * i]) << 4 |
+				   integrity_hex_value((unsigned char)s[2 * i + 1]));
 }
 
 static size_t hex_run(const char *s, size_t n)
 {
 	size_t i = 0;
 
-	while (i < n && hexval((unsigned char)s[i]) >= 0)
+	while (i < n && integrity_hex_value((unsigned char)s[i]) >= 0)
 		i++;
 	return i;
 }
@@ -473,7 +473,7 @@ static int parse_tag_line(const char *s, size_t n, bool escaped, unsigned no,
 	const char *close = NULL, *h = NULL;
 
 	while (w < n && is_word_char(s[w])) {
-		nonhex |= hexval((unsigned char)s[w]) < 0;
+		nonhex |= integrity_hex_value((unsigned char)s[w]) < 0;
 		w++;
 	}
 	open = w < n && s[w] == ' ' ? w + 1 : w;

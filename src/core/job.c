@@ -444,17 +444,6 @@ static void escape(struct strbuf *b, const char *s)
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes [s, s+n) into a new string; NULL with *why set when malformed
  * (why is NULL when out of memory). */
 static char *unescape(const char *s, size_t n, const char **why)
@@ -485,8 +474,8 @@ static char *unescape(const char *s, size_t n, const char **why)
 		case 'r': *o++ = '\r'; break;
 		case 't': *o++ = '\t'; break;
 		case 'x': {
-			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < n ? integrity_hex_value(s[i + 1]) : -1;
+			int lo = i + 2 < n ? integrity_hex_value(s[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 				*why = "a bad \\x escape (two hex digits, not 00)";
