@@ -2,8 +2,10 @@
  * device_ops. Bytes and page plans come from stk500_proto (pure); this file
  * adds the conversation: the auto-reset pulse before every sync, finding
  * the bootloader's short listening window, page-wise writes and read-back
- * verification, and getting the session back after a lost byte (the
- * bootloader then leaves through its watchdog: only a fresh reset helps).
+ * verification, and getting the session back after a lost byte: a
+ * GET_SYNC resync while the bootloader still listens (a byte lost on its
+ * way to the host), else a fresh reset (a byte lost on its way to the
+ * board breaks the frame, and Optiboot leaves through its watchdog).
  *
  * The bootloader leaves for the application after about 1 s without a
  * byte. The driver notices a pause that long before any operation and
@@ -37,9 +39,10 @@ struct dev_stk500_options {
 	                            * RESET (default 30000) */
 	unsigned timeout_ms;       /* the shortest wait for a reply (default
 	                            * 500, plus the reply's time on the line) */
-	unsigned recoveries;       /* reset + resync rounds one read, write or
-	                            * verify may use after a lost reply
-	                            * (default 3) */
+	unsigned recoveries;       /* recoveries one read, write or verify may
+	                            * use after a lost reply: a GET_SYNC resync
+	                            * while the bootloader still listens, else
+	                            * a reset + resync (default 3) */
 	unsigned read_chunk;       /* bytes per READ_PAGE; 0 = the largest the
 	                            * bootloader answers (256 on Optiboot,
 	                            * 1024 on ATmegaBOOT) */
@@ -69,13 +72,16 @@ int dev_stk500_set_previous(struct device *d, uint32_t addr, const uint8_t *data
 			    uint32_t len, struct fw_err *e);
 
 /* What the last write() did: pages written, skipped as unchanged, read
- * back to fill partial pages, rewritten after a recovery, recoveries. */
+ * back to fill partial pages, rewritten after a recovery, recoveries
+ * (since that write began, the verify's too), and of those the resyncs
+ * that needed no reset. */
 struct dev_stk500_stats {
 	size_t pages_written;
 	size_t pages_skipped;
 	size_t pages_filled;
 	size_t pages_rewritten;
 	unsigned recoveries;
+	unsigned resyncs;
 };
 int dev_stk500_last_stats(const struct device *d, struct dev_stk500_stats *out);
 

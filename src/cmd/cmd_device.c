@@ -527,9 +527,50 @@ static void only_changed_report(struct session *s)
 			st.pages_written, st.pages_skipped);
 }
 
+/* Where a write's time went, for the technician and the bench: each phase
+ * that ran, on the monotonic clock (connect includes identify; backup
+ * includes storing the files). The total runs from the command's start to
+ * its verdict, so it also holds the image checks: the phases add up to at
+ * most the total. */
+enum { PH_CONNECT, PH_BACKUP, PH_WRITE, PH_VERIFY, PH_N };
+
+struct phase_clock {
+	uint64_t start, mark;
+	uint64_t ns[PH_N];
+	bool ran[PH_N];
+};
+
+static void phase_begin(struct phase_clock *c)
+{
+	c->mark = transport_now_ns();
+}
+
+static void phase_end(struct phase_clock *c, int ph)
+{
+	c->ns[ph] += transport_now_ns() - c->mark;
+	c->ran[ph] = true;
+}
+
+static void phase_report(const struct phase_clock *c, FILE *out)
+{
+	static const char *const name[PH_N] = { "connect", "backup", "write", "verify" };
+	struct strbuf b = STRBUF_INIT;
+	int i;
+
+	strbuf_adds(&b, "time:");
+	for (i = 0; i < PH_N; i++)
+		if (c->ran[i])
+			strbuf_addf(&b, " %s %.2f s,", name[i], (double)c->ns[i] / 1e9);
+	strbuf_addf(&b, " total %.2f s\n", (double)(transport_now_ns() - c->start) / 1e9);
+	if (!strbuf_failed(&b))
+		fputs(strbuf_str(&b), out);
+	strbuf_free(&b);
+}
+
 static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
 		      char **argv)
 {
+	struct phase_clock clk = {0};
 	struct dev_opts o = {0};
 	struct session s;
 	struct fwfile files[MAX_FILES];
@@ -539,6 +580,7 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 	bool opened = false;
 	int rc;
 
+	clk.start = transport_now_ns();
 	image_init(&all);
 	rc = parse_opts(self, ctx, argc, argv, &o);
 	if (rc != FW_EXIT_OK)
@@ -547,7 +589,9 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 	rc = prepare_images(ctx, &o, argc, argv, files, &nfiles, &all, true);
 	if (rc != FW_EXIT_OK)
 		goto out;
+	phase_begin(&clk);
 	rc = session_open(&s, ctx, &o);
+	phase_end(&clk, PH_CONNECT);
 	opened = true;
 	if (rc != FW_EXIT_OK)
 		goto out;
@@ -557,7 +601,9 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 			goto out;
 	}
 	if (s.caps.can_read) {
+		phase_begin(&clk);
 		rc = backup_before_write(&s, &all, o.backup_dir ? o.backup_dir : ".");
+		phase_end(&clk, PH_BACKUP);
 		if (rc != FW_EXIT_OK)
 			goto out;
 	} else if (!o.accept_no_backup) {
@@ -570,7 +616,9 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 		fprintf(ctx->err, "warning: writing without a backup, as accepted (%s)\n",
 			s.caps.why_not);
 	}
+	phase_begin(&clk);
 	rc = s.d.ops->write(&s.d, &all, &e);
+	phase_end(&clk, PH_WRITE);
 	progress_end(&s.prog);
 	if (rc != FW_OK) {
 		rc = cmd_fail(ctx, FW_EXIT_UNSAFE, "write failed: %s; the device may be in an "
@@ -581,13 +629,20 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 	if (o.only_changed)
 		only_changed_report(&s);
 	if (s.caps.can_hash || s.caps.can_read) {
+		phase_begin(&clk);
 		rc = verify_against(&s, &all, true);
+		phase_end(&clk, PH_VERIFY);
 	} else {
 		rc = cmd_fail(ctx, FW_EXIT_UNSAFE, "written but NOT verified: %s", s.caps.why_not);
 	}
 out:
-	if (opened)
+	/* After the verdict, whatever it was: a slow or failed run is where
+	 * the technician most wants to know where the time went. */
+	if (opened) {
+		progress_end(&s.prog);
+		phase_report(&clk, ctx->out);
 		session_close(&s, rc == FW_EXIT_OK);
+	}
 	for (i = 0; i < nfiles; i++)
 		fwfile_free(&files[i]);
 	image_free(&all);

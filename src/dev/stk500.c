@@ -1,8 +1,9 @@
 /* The STK500v1 driver for Arduino bootloaders. Facts: stk500v1-optiboot.md
  * sections 1-6; the bytes come from stk500_proto. Every wait is a
  * monotonic deadline, nothing here prints (d->log), and every operation
- * ends within a bounded time: a lost reply costs one timeout and a reset,
- * never a loop on "programmer is not responding". */
+ * ends within a bounded time: a lost reply costs one timeout and a resync
+ * (or, where the bootloader has left, a reset), never a loop on
+ * "programmer is not responding". */
 #include "dev_stk500.h"
 
 #include <errno.h>
@@ -37,6 +38,13 @@
 #define SESSION_IDLE_MS  700u  /* the watchdog leaves after 1 s without a
                                 * byte: past this, reset before talking */
 #define REENTER_ATTEMPTS 3u
+#define RESYNC_WITHIN_MS 700u  /* resync only while the bootloader's 1 s
+                                * watchdog, restarted by every byte it
+                                * received, surely still runs */
+#define RESYNC_ANSWER_MS 40u   /* GET_SYNC answer, plus PAGE_WRITE_MS: the
+                                * GET_SYNC may complete a PROG_PAGE */
+#define RESYNC_QUIET_MS  20u   /* silence that ends a damaged reply */
+#define RESYNC_DRAIN_MAX 300u  /* a 1 KB READ_PAGE at 57600 takes 180 ms */
 #define PAGE_WRITE_MS    20u   /* erase + write, 2 x 4.5 ms, with margin */
 #define EEPROM_BYTE_MS   4u    /* EEPROM writes 3.3 ms per byte */
 #define WRITE_TIMEOUT_MS 2000u
@@ -61,6 +69,12 @@ struct stk_dev {
 	bool identified;
 	bool in_session;         /* synced since the last reset, not left */
 	uint64_t last_io_ns;     /* last complete reply */
+	uint64_t last_tx_ns;     /* last bytes handed to the port */
+	/* Where the bootloader's address pointer stands after the last
+	 * READ_PAGE (Optiboot advances it by the bytes sent), so the next
+	 * read there needs no LOAD_ADDRESS; any other exchange clears it. */
+	bool rd_valid;
+	uint32_t rd_next;
 	struct stk500_loader_info loader;
 	uint8_t sig[3];
 	/* page knowledge, sized to the profile's flash */
@@ -214,8 +228,8 @@ static const char *op_name(uint8_t op)
  * command's bytes could overrun its 2-byte receive buffer), which saves a
  * round trip per page. Nothing more is queued: while it programs a page
  * or sends a reply the bootloader does not read. */
-static int xfer(struct device *d, const struct stk500_cmd *c, size_t nc, uint8_t *reply,
-		unsigned extra_ms, struct fw_err *e)
+static int xfer_within(struct device *d, const struct stk500_cmd *c, size_t nc,
+		       uint8_t *reply, unsigned wait_ms, unsigned extra_ms, struct fw_err *e)
 {
 	struct stk_dev *x = d->priv;
 	size_t i, off = 0, in = 0, rx_off = 0, rx_len = 0;
@@ -224,15 +238,17 @@ static int xfer(struct device *d, const struct stk500_cmd *c, size_t nc, uint8_t
 	int rc;
 
 	x->fail = FAIL_NONE;
+	x->rd_valid = false;
 	for (i = 0; i < nc; i++) {
 		memcpy(x->tx + off, c[i].b, c[i].len);
 		off += c[i].len;
 		in += c[i].reply_len + 2;
 	}
-	if ((rc = transport_write(d->t, x->tx, off, transport_deadline_ms(WRITE_TIMEOUT_MS),
-				  e)) != FW_OK)
+	rc = transport_write(d->t, x->tx, off, transport_deadline_ms(WRITE_TIMEOUT_MS), e);
+	x->last_tx_ns = transport_now_ns();
+	if (rc != FW_OK)
 		return rc;
-	ms = x->opt.timeout_ms + wire_ms(d, off + in) + extra_ms;
+	ms = wait_ms + wire_ms(d, off + in) + extra_ms;
 	deadline = transport_deadline_ms(ms);
 	for (i = 0; i < nc; i++) {
 		struct stk500_reply r;
@@ -274,6 +290,14 @@ static int xfer(struct device *d, const struct stk500_cmd *c, size_t nc, uint8_t
 	/* Bytes beyond the last reply belong to no request: dropped. */
 	x->last_io_ns = transport_now_ns();
 	return FW_OK;
+}
+
+static int xfer(struct device *d, const struct stk500_cmd *c, size_t nc, uint8_t *reply,
+		unsigned extra_ms, struct fw_err *e)
+{
+	struct stk_dev *x = d->priv;
+
+	return xfer_within(d, c, nc, reply, x->opt.timeout_ms, extra_ms, e);
 }
 
 static int command(struct device *d, const struct stk500_cmd *c, uint8_t *reply,
@@ -356,16 +380,18 @@ static void clear_stray(struct device *d)
 	}
 }
 
-/* Lets late answers to earlier GET_SYNCs arrive and drops them, settles a
- * stray byte when more than one GET_SYNC went out, then asks once more
- * and wants exactly INSYNC OK: the session starts clean. */
+/* When more than one GET_SYNC went out: lets late answers to the earlier
+ * ones arrive and drops them, and settles a stray byte. Then asks once
+ * more and wants exactly INSYNC OK: the session starts clean. */
 static int sync_confirm(struct device *d, unsigned polls, struct fw_err *e)
 {
 	struct stk_dev *x = d->priv;
 	uint64_t end = transport_now_ns() + ms_ns(SYNC_QUIET_MAX);
 	struct stk500_cmd c;
 
-	for (;;) {
+	/* One GET_SYNC out and its answer in: nothing else can follow, so
+	 * no wait for late answers (the confirming GET_SYNC still checks). */
+	for (; polls > 1;) {
 		uint64_t dl = transport_now_ns() + ms_ns(SYNC_QUIET_MS);
 		size_t got = 0;
 
@@ -397,6 +423,10 @@ static int sync_poll(struct device *d, uint64_t first, uint64_t end, struct fw_e
 
 	stk500_cmd_get_sync(&c);
 	sleep_until(first);
+	/* Nothing was asked in this attempt yet: whatever arrived belongs to
+	 * an earlier conversation (a late answer to a resync that gave up)
+	 * and must not pass for this attempt's answer. */
+	(void)transport_flush(d->t, TRANSPORT_FLUSH_INPUT, NULL);
 	while (transport_now_ns() < end) {
 		uint64_t now = transport_now_ns(), until;
 		int rc;
@@ -798,7 +828,64 @@ static bool recoverable(const struct stk_dev *x, int rc)
 	return (rc == FW_ETIMEOUT || rc == FW_EPROTO) && x->fail != FAIL_NONE;
 }
 
-/* Spends one recovery of the operation's budget, or says why not. */
+/* Reads and drops what arrives until RESYNC_QUIET_MS pass in silence
+ * (the rest of a damaged reply); false if it keeps coming. *dropped
+ * counts the bytes. */
+static bool drain_quiet(struct device *d, size_t *dropped)
+{
+	struct stk_dev *x = d->priv;
+	uint64_t end = transport_now_ns() + ms_ns(RESYNC_DRAIN_MAX);
+
+	*dropped = 0;
+	for (;;) {
+		uint64_t dl = transport_now_ns() + ms_ns(RESYNC_QUIET_MS);
+		size_t got = 0;
+
+		if (dl > end)
+			return false;
+		if (transport_read_some(d->t, x->rx, sizeof x->rx, &got, dl, NULL) != FW_OK ||
+		    got == 0)
+			return true;
+		*dropped += got;
+	}
+}
+
+/* After a lost or damaged reply, while the bootloader may still listen:
+ * back in step without a reset (~1 s less). Only where it cannot mislead:
+ * the last bytes went out less than RESYNC_WITHIN_MS ago (the watchdog
+ * still runs), the line falls silent, a GET_SYNC gets exactly INSYNC OK
+ * and nothing after it, a second one the same, and READ_SIGN the chip
+ * identified before. If the bootloader was in the middle of a command,
+ * the GET_SYNC's two bytes either complete it (a PROG_PAGE then programs
+ * the page whose address was loaded for it: the caller writes that page
+ * again) or break its frame (Optiboot goes silent and leaves): then the
+ * caller resets. Nothing is taken as verified here: the failed read or
+ * write is repeated in full, from its LOAD_ADDRESS. */
+static bool resync(struct device *d)
+{
+	struct stk_dev *x = d->priv;
+	struct stk500_cmd c;
+	uint8_t sig[3];
+	size_t dropped;
+
+	if (!x->in_session || !drain_quiet(d, &dropped) ||
+	    transport_now_ns() - x->last_tx_ns >= ms_ns(RESYNC_WITHIN_MS))
+		return false;
+	(void)transport_flush(d->t, TRANSPORT_FLUSH_INPUT, NULL);
+	stk500_cmd_get_sync(&c);
+	if (xfer_within(d, &c, 1, NULL, RESYNC_ANSWER_MS, PAGE_WRITE_MS, NULL) != FW_OK ||
+	    !drain_quiet(d, &dropped) || dropped)
+		return false;
+	if (xfer_within(d, &c, 1, NULL, RESYNC_ANSWER_MS, 0, NULL) != FW_OK)
+		return false;
+	stk500_cmd_read_sign(&c);
+	if (xfer_within(d, &c, 1, sig, RESYNC_ANSWER_MS, 0, NULL) != FW_OK)
+		return false;
+	return memcmp(sig, x->sig, 3) == 0;
+}
+
+/* Spends one recovery of the operation's budget, or says why not: a
+ * resync where the bootloader still listens, else a reset. */
 static int spend_recovery(struct device *d, int rc, const struct fw_err *le, unsigned *budget,
 			  const char *what, struct fw_err *e)
 {
@@ -810,20 +897,39 @@ static int spend_recovery(struct device *d, int rc, const struct fw_err *le, uns
 	}
 	if (*budget == 0) {
 		fw_err_copy(e, le);
-		fw_err_prefix(e, "%s: gave up after %u resets", what, x->opt.recoveries);
+		fw_err_prefix(e, "%s: gave up after %u recoveries (resync or reset)", what,
+			      x->opt.recoveries);
 		return rc;
 	}
 	(*budget)--;
 	x->stats.recoveries++;
 	device_logf(d, "%s: %s", what, le->msg);
+	if (resync(d)) {
+		x->stats.resyncs++;
+		device_logf(d, "%s: back in step with the bootloader without a reset", what);
+		return FW_OK;
+	}
 	return recover(d, what, e);
 }
 
-/* READ_PAGE of n bytes at addr (even) into buf, with resets after a lost
- * or damaged reply (reading twice changes nothing). */
+/* Whether a flash READ_PAGE at addr may go without LOAD_ADDRESS. Only on
+ * Optiboot, whose READ_PAGE advances its address by every byte it sends
+ * (optiboot.c 4.4: pgm_read_byte_near(address++)); PROG_PAGE leaves it
+ * where it was, so every page write loads its address. Within one 64 KB
+ * bank: on larger chips the bank (RAMPZ) is set by LOAD_ADDRESS only. */
+static bool continues_read(const struct stk_dev *x, uint8_t mem, uint32_t addr, size_t n)
+{
+	return x->rd_valid && mem == STK500_MEM_FLASH && x->loader.kind == STK500_LOADER_OPTIBOOT &&
+	       addr == x->rd_next && (addr & 0xFFFFu) != 0 &&
+	       (addr >> 16) == ((addr + (uint32_t)n - 1) >> 16);
+}
+
+/* READ_PAGE of n bytes at addr (even) into buf, with a resync or reset
+ * after a lost or damaged reply (reading twice changes nothing). */
 static int read_mem(struct device *d, uint8_t mem, uint32_t addr, size_t n, uint8_t *buf,
 		    unsigned *budget, struct fw_err *e)
 {
+	struct stk_dev *x = d->priv;
 	struct stk500_cmd c[2];
 	char what[64];
 	int rc;
@@ -835,9 +941,18 @@ static int read_mem(struct device *d, uint8_t mem, uint32_t addr, size_t n, uint
 		return rc;
 	for (;;) {
 		struct fw_err le = { 0 };
+		bool cont = continues_read(x, mem, addr, n);
 
-		if ((rc = xfer(d, c, 2, buf, 0, &le)) == FW_OK)
+		/* Right after a read that ended at addr, the pointer is
+		 * already there: READ_PAGE alone. Anything in between (a
+		 * failure, a recovery, another command) loads it again. */
+		if ((rc = xfer(d, cont ? &c[1] : c, cont ? 1 : 2, buf, 0, &le)) == FW_OK) {
+			if (x->loader.kind == STK500_LOADER_OPTIBOOT && mem == STK500_MEM_FLASH) {
+				x->rd_valid = true;
+				x->rd_next = addr + (uint32_t)n;
+			}
 			return FW_OK;
+		}
 		if ((rc = spend_recovery(d, rc, &le, budget, what, e)) != FW_OK)
 			return rc;
 	}

@@ -60,6 +60,10 @@ struct fake {
 	const char *app_text;     /* what the sketch prints when spoken to */
 	uint64_t boot_ms;         /* reset -> listening */
 	int drop_prog;            /* drop a byte of this PROG_PAGE (0-based) */
+	int reset_prog;           /* reset the chip as this PROG_PAGE starts */
+	int64_t drop_out;         /* lose this byte (0-based) on its way to
+	                           * the host; -1 none */
+	uint64_t out_count;
 	unsigned drop_offset;     /* ... its data byte number */
 	uint32_t stuck[8];        /* flash bytes that keep their value */
 	size_t nstuck;
@@ -87,7 +91,12 @@ static uint64_t now_ns(void)
 
 static void emit(struct fake *f, const void *p, size_t n)
 {
-	strbuf_add(&f->out, p, n);
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((int64_t)f->out_count++ != f->drop_out)
+			strbuf_add(&f->out, b + i, 1);
 }
 
 static void emit1(struct fake *f, uint8_t b)
@@ -234,6 +243,9 @@ static void run_cmd(struct fake *f, uint64_t now)
 			else
 				emit1(f, f->flash[(f->addr + i) % FLASH]);
 		}
+		/* Optiboot reads with address++; PROG_PAGE leaves it alone */
+		if (!f->atmegaboot)
+			f->addr = (f->addr + (uint32_t)len) & 0xFFFFu;
 		break;
 	case 'Q':
 		if (!f->atmegaboot)
@@ -259,8 +271,12 @@ static void boot_byte(struct fake *f, uint8_t b, uint64_t now)
 		return;
 	}
 	f->wd_at = now + 1000 * MS;
-	if (f->ncmd == 0 && b == 'd')
-		f->prog_started++;
+	if (f->ncmd == 0 && b == 'd') {
+		if ((int)f->prog_started++ == f->reset_prog) {
+			reset_edge(f, now); /* the rest of the page is lost */
+			return;
+		}
+	}
 	if (f->ncmd == 0 && f->atmegaboot && !strchr("01ABEPRQUVdtu", b)) {
 		/* ATmegaBOOT: an unknown command is an error, no terminator */
 		if (++f->errors == 5)
@@ -526,6 +542,8 @@ static struct rig *rig_new(bool atmegaboot)
 	r->f.autoreset = true;
 	r->f.boot_ms = atmegaboot ? 300 : 440;
 	r->f.drop_prog = -1;
+	r->f.reset_prog = -1;
+	r->f.drop_out = -1;
 	assert_int_equal(transport_wrap(&fake_ops, &r->f, "/dev/ttyACM0", baud, &r->t, NULL),
 			 FW_OK);
 	uno_profile(&r->p, baud);
@@ -815,11 +833,14 @@ static void test_backup_read_in_large_chunks(void **state)
 	assert_int_equal(r->f.read_len_hist[1], FLASH / 256);
 	assert_int_equal(r->f.read_len_hist[0] + r->f.read_len_hist[2] + r->f.read_len_hist[3],
 			 0);
+	/* one LOAD_ADDRESS: Optiboot's READ_PAGE moves its pointer on */
+	assert_int_equal(r->f.ops['U'], 1);
 	assert_false(r->progress_backwards);
 	assert_string_equal(r->last_phase, "read");
 	/* an odd start and length */
 	assert_int_equal(r->d.ops->read(&r->d, 0x101, 5, odd, &e), FW_OK);
 	assert_memory_equal(odd, r->f.flash + 0x101, 5);
+	assert_int_equal(r->f.ops['U'], 2); /* elsewhere: loaded again */
 	assert_int_equal(r->d.ops->read(&r->d, FLASH - 2, 4, odd, &e), FW_EINVAL);
 	free(buf);
 	rig_free(r);
@@ -1012,6 +1033,9 @@ static void test_dropped_byte_recovers_unfinished_pages(void **state)
 	assert_int_equal(r->f.resets, 2);
 	assert_int_equal(dev_stk500_last_stats(&r->d, &st), FW_OK);
 	assert_int_equal(st.recoveries, 1);
+	/* a byte lost towards the board breaks Optiboot's frame: the resync
+	 * finds it gone, and only the reset brings it back */
+	assert_int_equal(st.resyncs, 0);
 	assert_int_equal(st.pages_rewritten, 1);
 	assert_int_equal(st.pages_written, 8);
 	/* every page programmed once: the interrupted one after the reset,
@@ -1023,6 +1047,90 @@ static void test_dropped_byte_recovers_unfinished_pages(void **state)
 		assert_int_equal(count[i], 1);
 	assert_non_null(strstr(strbuf_str(&r->log), "writing page 0x1180"));
 	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
+	image_free(&img);
+	free(data);
+	rig_free(r);
+}
+
+/* A reply byte lost on its way to the host: the bootloader did its part
+ * and still listens, so a GET_SYNC gets it back in step without a reset;
+ * the page whose answer was lost is written again, the reads go on. */
+static void test_lost_reply_byte_resyncs_without_reset(void **state)
+{
+	struct rig *r = rig_new(false);
+	struct device_identity id;
+	struct device_verify_result vr;
+	struct dev_stk500_stats st;
+	struct fw_err e = { 0 };
+	struct image img;
+	size_t len = 8 * PAGE, i;
+	uint8_t *data = pattern(len, 7);
+	uint8_t *buf = malloc(4096);
+	unsigned count[8] = { 0 }, loads;
+	uint64_t t0;
+
+	(void)state;
+	assert_non_null(buf);
+	image_of(&img, 0x2000, data, len);
+	connect_identify(r, &id);
+	/* per page: LOAD_ADDRESS INSYNC OK, PROG_PAGE INSYNC OK; lose the
+	 * OK of the fourth page, after it was programmed */
+	r->f.drop_out = (int64_t)r->f.out_count + 3 * 4 + 3;
+	t0 = now_ns();
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	assert_true(ms_since(t0) < 300 + 200); /* one timeout, no reset */
+	assert_int_equal(r->f.resets, 1);
+	assert_int_equal(dev_stk500_last_stats(&r->d, &st), FW_OK);
+	assert_int_equal(st.recoveries, 1);
+	assert_int_equal(st.resyncs, 1);
+	assert_int_equal(st.pages_rewritten, 1);
+	assert_int_equal(r->f.nprog, 9);
+	for (i = 0; i < r->f.nprog; i++)
+		count[(r->f.prog_log[i] - 0x2000) / PAGE]++;
+	assert_int_equal(count[3], 2);
+	assert_non_null(strstr(strbuf_str(&r->log), "writing page 0x2180"));
+	assert_non_null(strstr(strbuf_str(&r->log), "without a reset"));
+	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
+
+	/* a data byte lost in the middle of a 256-byte READ_PAGE */
+	loads = r->f.ops['U'];
+	r->f.drop_out = (int64_t)r->f.out_count + 256 + 4 + 100;
+	assert_int_equal(r->d.ops->read(&r->d, 0x1000, 4096, buf, &e), FW_OK);
+	assert_memory_equal(buf, r->f.flash + 0x1000, 4096);
+	assert_int_equal(r->f.resets, 1);
+	/* the first chunk, and the repeated one after the resync */
+	assert_int_equal(r->f.ops['U'] - loads, 2);
+	image_free(&img);
+	free(data);
+	free(buf);
+	rig_free(r);
+}
+
+/* The chip resets as a page write begins (a brown-out of the reset line):
+ * the resync's GET_SYNC waits in the UART of a bootloader still flashing
+ * its LED, its late answer must not pass for the answer after the reset
+ * the driver then makes, and the write ends with every page right. */
+static void test_reset_during_write_recovers(void **state)
+{
+	struct rig *r = rig_new(false);
+	struct device_identity id;
+	struct device_verify_result vr;
+	struct dev_stk500_stats st;
+	struct fw_err e = { 0 };
+	struct image img;
+	size_t len = 8 * PAGE;
+	uint8_t *data = pattern(len, 11);
+
+	(void)state;
+	image_of(&img, 0x3000, data, len);
+	connect_identify(r, &id);
+	r->f.reset_prog = 5;
+	assert_int_equal(r->d.ops->write(&r->d, &img, &e), FW_OK);
+	assert_int_equal(dev_stk500_last_stats(&r->d, &st), FW_OK);
+	assert_int_equal(st.recoveries, 1);
+	assert_int_equal(st.pages_written, 8);
+	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
+	assert_memory_equal(r->f.flash + 0x3000, data, len);
 	image_free(&img);
 	free(data);
 	rig_free(r);
@@ -1175,6 +1283,8 @@ int main(void)
 		cmocka_unit_test(test_fill_erased),
 		cmocka_unit_test(test_mismatch_ranges_and_rewrite_only_failed),
 		cmocka_unit_test(test_dropped_byte_recovers_unfinished_pages),
+		cmocka_unit_test(test_lost_reply_byte_resyncs_without_reset),
+		cmocka_unit_test(test_reset_during_write_recovers),
 		cmocka_unit_test(test_bootloader_write_refused_before_sending),
 		cmocka_unit_test(test_skip_unchanged_from_backup),
 		cmocka_unit_test(test_eeprom_refused_on_optiboot),
