@@ -95,6 +95,11 @@ int image_from_bin(struct image *img, const void *buf, size_t len, uint32_t base
  * image_gap(). img must be empty (initialised); on error it stays empty. */
 int image_parse_hex(struct image *img, const char *text, size_t len, struct fw_err *e);
 
+/* Writes img as Intel HEX (32-byte data records, type 04 for every 64 KB
+ * segment, an EOF record), the form backups of sparse ranges are stored in:
+ * image_parse_hex() reads it back to the same ranges. */
+void image_format_hex(const struct image *img, struct strbuf *out);
+
 /* Parses buf in the detected format: HEX, or BIN placed at base. */
 int image_load(struct image *img, const void *buf, size_t len, uint32_t base,
 	       struct fw_err *e);

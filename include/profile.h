@@ -203,6 +203,18 @@ int profile_load(const char *path, struct profile *p, struct profile_diags *diag
 int profile_find(const char *id_or_path, const char *search, char *out, size_t outlen,
 		 struct fw_err *e);
 
+/* The profiles of the first folder on the search path that exists (later
+ * folders would only repeat the installed copies), sorted by file name. An
+ * invalid profile is listed with ok false and its first problem in error. */
+struct profile_entry {
+	char file[256];      /* "nodemcu-v1.ini" */
+	bool ok;
+	struct profile p;    /* when ok */
+	char error[384];
+};
+int profile_catalog(const char *search, char *dir, size_t dirlen, struct profile_entry **out,
+		    size_t *n, struct fw_err *e);
+
 /* Human-readable description of a loaded profile (for `profile show`). */
 void profile_format(const struct profile *p, struct strbuf *out);
 /* The schema as man(7) text: one .TP entry per key, grouped by section. */

@@ -11,6 +11,7 @@
 #ifndef FLASHWISE_TRANSPORT_H
 #define FLASHWISE_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,6 +86,8 @@ struct transport {
 	void *priv;                     /* the backend's state */
 	char path[TRANSPORT_PATH_MAX];  /* as the user gave it, for messages */
 	unsigned baud;                  /* as the port reported it back */
+	bool (*cancel)(void *ctx);      /* transport_set_cancel() */
+	void *cancel_ctx;
 };
 
 /* Opens `path` at `baud` with the backend TRANSPORT_ENV names, else
@@ -109,6 +112,11 @@ int transport_wrap(const struct transport_ops *ops, void *priv,
  * t. NULL is fine. */
 void transport_close(struct transport *t);
 
+/* Lets the caller stop long work at a point where stopping is safe: while
+ * cancel(ctx) returns true, reads and writes fail at once with
+ * FW_ECANCELLED, so a driver unwinds as from a lost device. NULL disarms
+ * it; the engine disarms it while the device is being written. */
+void transport_set_cancel(struct transport *t, bool (*cancel)(void *ctx), void *ctx);
 /* Changes the rate at once (no implicit drain): drain first when bytes may
  * still be going out. FW_EPORT when the adapter rounds the rate by more
  * than 3 %; t->baud holds the rate the port reported back. */

@@ -1,6 +1,5 @@
 /* `flashwise profile list|show|check|schema`: device profiles from the
  * command line. */
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,65 +54,32 @@ static int profile_show_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, 
 	return rc;
 }
 
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Lists the profiles of the first folder on the search path that exists;
- * later folders would only repeat the installed copies. */
+/* Lists the profiles of the first folder on the search path that exists. */
 static int profile_list_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
 			     char **argv)
 {
-	char *search, *dir, *save = NULL, *names[256], path[1024];
-	size_t n = 0, i;
-	struct profile *p;
-	struct fw_err e;
-	DIR *d = NULL;
-	struct dirent *de;
-	int rc = FW_EXIT_OK;
+	struct profile_entry *v;
+	char dir[1024];
+	struct fw_err e = {0};
+	size_t n, i;
 
 	(void)argv;
 	if (argc != 1)
 		return cmd_usage(ctx, self);
-	search = strdup(ctx->profiles);
-	p = malloc(sizeof *p);
-	if (!search || !p) {
-		free(search);
-		free(p);
-		return cmd_fail(ctx, FW_EXIT_INTERNAL, "out of memory");
-	}
-	for (dir = strtok_r(search, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
-		if ((d = opendir(dir)) != NULL)
-			break;
-	if (!d) {
-		rc = cmd_fail(ctx, FW_EXIT_PROFILE, "no profile folder found (searched %s)",
-			      ctx->profiles);
-		goto out;
-	}
-	while ((de = readdir(d)) != NULL && n < sizeof names / sizeof names[0]) {
-		size_t l = strlen(de->d_name);
-		char *name;
-		if (l > 4 && strcmp(de->d_name + l - 4, ".ini") == 0 &&
-		    (name = strdup(de->d_name)) != NULL)
-			names[n++] = name;
-	}
-	closedir(d);
-	qsort(names, n, sizeof names[0], by_name);
+	if (profile_catalog(ctx->profiles, dir, sizeof dir, &v, &n, &e) != FW_OK)
+		return cmd_fail(ctx, FW_EXIT_PROFILE, "%s", e.msg);
 	fprintf(ctx->out, "profiles in %s:\n", dir);
 	for (i = 0; i < n; i++) {
-		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-		if (profile_load(path, p, NULL, &e) == FW_OK)
+		const struct profile *p = &v[i].p;
+
+		if (v[i].ok)
 			fprintf(ctx->out, "  %-24s %-8s %-12s %s\n", p->id,
 				profile_family_name(p->family), p->chip, p->name);
 		else
-			fprintf(ctx->out, "  %-24s INVALID: %s\n", names[i], e.msg);
-		free(names[i]);
+			fprintf(ctx->out, "  %-24s INVALID: %s\n", v[i].file, v[i].error);
 	}
-out:
-	free(search);
-	free(p);
-	return rc;
+	free(v);
+	return FW_EXIT_OK;
 }
 
 static int profile_schema_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,

@@ -730,3 +730,46 @@ void image_describe(const struct image *img, struct strbuf *out)
 	if (img->has_start_linear)
 		strbuf_addf(out, "start address (linear): 0x%08X\n", (unsigned)img->start_linear);
 }
+
+static void hex_record(struct strbuf *out, uint8_t type, uint16_t addr, const uint8_t *data,
+		       size_t n)
+{
+	uint8_t sum = (uint8_t)(n + (addr >> 8) + (addr & 0xFF) + type);
+
+	strbuf_addf(out, ":%02X%04X%02X", (unsigned)n, (unsigned)addr, (unsigned)type);
+	for (size_t i = 0; i < n; i++) {
+		strbuf_addf(out, "%02X", (unsigned)data[i]);
+		sum = (uint8_t)(sum + data[i]);
+	}
+	strbuf_addf(out, "%02X\n", (unsigned)(uint8_t)(0x100 - sum));
+}
+
+void image_format_hex(const struct image *img, struct strbuf *out)
+{
+	uint32_t segment = 0;
+
+	for (size_t i = 0; i < image_count(img); i++) {
+		const struct image_range *r = image_range_get(img, i);
+		size_t off = 0;
+
+		while (off < r->len) {
+			uint32_t addr = r->addr + (uint32_t)off;
+			size_t n = r->len - off;
+
+			if (addr >> 16 != segment || (i == 0 && off == 0)) {
+				uint8_t hi[2] = {(uint8_t)(addr >> 24), (uint8_t)(addr >> 16)};
+
+				segment = addr >> 16;
+				hex_record(out, 4, 0, hi, 2);
+			}
+			/* A record never crosses a 64 KB segment boundary. */
+			if (n > 32)
+				n = 32;
+			if ((addr & 0xFFFF) + n > 0x10000)
+				n = 0x10000 - (addr & 0xFFFF);
+			hex_record(out, 0, (uint16_t)(addr & 0xFFFF), r->data + off, n);
+			off += n;
+		}
+	}
+	hex_record(out, 1, 0, NULL, 0);
+}

@@ -3,6 +3,7 @@
  * files it names exist, and finding a profile by id in the search folders. */
 #include "profile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,4 +207,66 @@ int profile_find(const char *id_or_path, const char *search, char *out, size_t o
 	}
 	return fw_err_set(e, FW_EPROFILE, "no profile \"%s\" in %s; `flashwise profile list` "
 			  "shows the profiles there, or give a path to an .ini file", id, search);
+}
+
+static int by_file(const void *a, const void *b)
+{
+	return strcmp(((const struct profile_entry *)a)->file,
+		      ((const struct profile_entry *)b)->file);
+}
+
+int profile_catalog(const char *search, char *dir, size_t dirlen, struct profile_entry **out,
+		    size_t *n, struct fw_err *e)
+{
+	char *copy = strdup(search ? search : ""), *d, *save = NULL;
+	struct profile_entry *v = NULL;
+	size_t cap = 0, k = 0;
+	DIR *dh = NULL;
+	struct dirent *de;
+
+	*out = NULL;
+	*n = 0;
+	if (!copy)
+		return fw_err_set(e, FW_ENOMEM, "out of memory");
+	for (d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
+		if ((dh = opendir(d)) != NULL)
+			break;
+	if (!dh) {
+		free(copy);
+		return fw_err_set(e, FW_EPROFILE, "no profile folder found (searched %s)", search);
+	}
+	snprintf(dir, dirlen, "%s", d);
+	while ((de = readdir(dh)) != NULL) {
+		size_t l = strlen(de->d_name);
+		char path[1024];
+		struct fw_err le = {0};
+
+		if (l <= 4 || l >= sizeof v->file || strcmp(de->d_name + l - 4, ".ini") != 0)
+			continue;
+		if (k == cap) {
+			struct profile_entry *nv = realloc(v, (cap ? cap * 2 : 16) * sizeof *v);
+			if (!nv) {
+				closedir(dh);
+				free(copy);
+				free(v);
+				return fw_err_set(e, FW_ENOMEM, "out of memory");
+			}
+			v = nv;
+			cap = cap ? cap * 2 : 16;
+		}
+		memset(&v[k], 0, sizeof v[k]);
+		memcpy(v[k].file, de->d_name, l + 1);
+		snprintf(path, sizeof path, "%s/%s", d, de->d_name);
+		v[k].ok = profile_load(path, &v[k].p, NULL, &le) == FW_OK;
+		if (!v[k].ok)
+			snprintf(v[k].error, sizeof v[k].error, "%s", le.msg);
+		k++;
+	}
+	closedir(dh);
+	free(copy);
+	if (k)
+		qsort(v, k, sizeof *v, by_file);
+	*out = v;
+	*n = k;
+	return FW_OK;
 }

@@ -425,6 +425,19 @@ static int check_baud(unsigned baud, struct fw_err *e)
 	return FW_OK;
 }
 
+static int cancelled(struct fw_err *e, const struct transport *t)
+{
+	return fw_err_set(e, FW_ECANCELLED, "stopped on request while talking to %s", t->path);
+}
+
+void transport_set_cancel(struct transport *t, bool (*cancel)(void *ctx), void *ctx)
+{
+	if (!t)
+		return;
+	t->cancel = cancel;
+	t->cancel_ctx = ctx;
+}
+
 int transport_wrap(const struct transport_ops *ops, void *priv,
 	const char *path, unsigned baud, struct transport **out,
 	struct fw_err *e)
@@ -576,6 +589,8 @@ int transport_read_some(struct transport *t, void *buf, size_t n,
 		return FW_OK;
 	if (!t->ops->read)
 		return unsupported(e, t, "read");
+	if (t->cancel && t->cancel(t->cancel_ctx))
+		return cancelled(e, t);
 	rc = t->ops->read(t, buf, n, &k, deadline_ns, e);
 	*got = k;
 	if (rc != FW_OK)
@@ -601,7 +616,11 @@ int transport_read(struct transport *t, void *buf, size_t n, size_t *got,
 		return unsupported(e, t, "read");
 	while (have < n) {
 		size_t k = 0;
-		int rc = t->ops->read(t, p + have, n - have, &k, deadline_ns, e);
+		int rc;
+
+		if (t->cancel && t->cancel(t->cancel_ctx))
+			return cancelled(e, t);
+		rc = t->ops->read(t, p + have, n - have, &k, deadline_ns, e);
 
 		have += k;
 		*got = have;
@@ -628,6 +647,8 @@ int transport_write(struct transport *t, const void *buf, size_t n,
 		return FW_OK;
 	if (!t->ops->write)
 		return unsupported(e, t, "write");
+	if (t->cancel && t->cancel(t->cancel_ctx))
+		return cancelled(e, t);
 	rc = t->ops->write(t, buf, n, &done, deadline_ns, e);
 	if (rc != FW_OK)
 		return rc;

@@ -351,6 +351,46 @@ static void test_error_leaves_image_empty(void **state)
 	image_free(&img);
 }
 
+/* Backups of sparse ranges are stored as Intel HEX: written and parsed
+ * back, every range comes back at its address with its bytes, including a
+ * range that crosses a 64 KB segment and one far above it. */
+static void test_format_hex_round_trip(void **state)
+{
+	struct image a, b;
+	struct strbuf hex = STRBUF_INIT;
+	struct fw_err e = {0};
+	uint8_t d1[100], d2[40], d3[33];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof d1; i++)
+		d1[i] = (uint8_t)(i * 7);
+	memset(d2, 0xA5, sizeof d2);
+	memset(d3, 0x00, sizeof d3);
+	image_init(&a);
+	image_init(&b);
+	assert_int_equal(image_add(&a, 0x0FFD0, d1, sizeof d1, &e), FW_OK);
+	assert_int_equal(image_add(&a, 0x3FE000, d2, sizeof d2, &e), FW_OK);
+	assert_int_equal(image_add(&a, 0x3FFFE0, d3, sizeof d3, &e), FW_OK);
+	image_format_hex(&a, &hex);
+	assert_false(strbuf_failed(&hex));
+	/* an extended linear address record for segment 1 and an EOF record */
+	assert_non_null(strstr(hex.s, ":020000040001F9\n"));
+	assert_non_null(strstr(hex.s, ":00000001FF\n"));
+	assert_int_equal(image_parse_hex(&b, hex.s, hex.len, &e), FW_OK);
+	assert_int_equal(image_count(&b), 3);
+	for (size_t i = 0; i < 3; i++) {
+		const struct image_range *ra = image_range_get(&a, i);
+		const struct image_range *rb = image_range_get(&b, i);
+
+		assert_int_equal(ra->addr, rb->addr);
+		assert_int_equal(ra->len, rb->len);
+		assert_memory_equal(ra->data, rb->data, ra->len);
+	}
+	strbuf_free(&hex);
+	image_free(&a);
+	image_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_gaps_reported),
 		cmocka_unit_test(test_no_data),
 		cmocka_unit_test(test_error_leaves_image_empty),
+		cmocka_unit_test(test_format_hex_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

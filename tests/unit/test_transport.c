@@ -838,6 +838,40 @@ static void test_wrapped_fake(void **state)
 	assert_int_equal(transport_wrap(NULL, &f, "x", 1, &t, &e), FW_EINVAL);
 }
 
+/* The stop request: armed, reads stop between backend calls with
+ * FW_ECANCELLED (a driver unwinds as from a lost device); disarmed, the
+ * same transport reads on. */
+static bool stop_after(void *ctx)
+{
+	int *calls = ctx;
+
+	return ++*calls > 2;
+}
+
+static void test_cancel_stops_reads(void **state)
+{
+	struct fake f = { .script = "ABCDEFGHIJ" };
+	struct transport *t = NULL;
+	struct fw_err e = {0};
+	unsigned char buf[16] = {0};
+	size_t got = 0;
+	int calls = 0;
+
+	(void)state;
+	assert_int_equal(transport_wrap(&fake_ops, &f, "fake0", 115200, &t, &e), FW_OK);
+	transport_set_cancel(t, stop_after, &calls);
+	/* two backend reads (2 bytes each) pass, the third check stops it */
+	assert_int_equal(transport_read(t, buf, 8, &got, 0, &e), FW_ECANCELLED);
+	assert_int_equal(got, 4);
+	assert_memory_equal(buf, "ABCD", 4);
+	assert_non_null(strstr(e.msg, "fake0"));
+	assert_int_equal(transport_read_some(t, buf, 2, &got, 0, &e), FW_ECANCELLED);
+	transport_set_cancel(t, NULL, NULL);
+	assert_int_equal(transport_read(t, buf, 4, &got, 0, &e), FW_OK);
+	assert_memory_equal(buf, "EFGH", 4);
+	transport_close(t);
+}
+
 /* ---- helpers ------------------------------------------------------- */
 
 static void test_clock_and_deadlines(void **state)
@@ -955,6 +989,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_termios_roundtrip_at_several_bauds),
+		cmocka_unit_test(test_cancel_stops_reads),
 		cmocka_unit_test(test_set_baud_on_open_port),
 		cmocka_unit_test(test_read_deadline_returns_what_arrived),
 		cmocka_unit_test(test_read_some_returns_early),
