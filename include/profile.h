@@ -98,6 +98,7 @@ struct profile {
 
 	/* [boot] */
 	char boot_banner[256];   /* POSIX extended regex a healthy boot prints */
+	char boot_fail[256];     /* regex of a line that means the boot failed; "" = none */
 	uint32_t boot_baud;
 	uint32_t boot_timeout_ms;
 

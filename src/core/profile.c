@@ -228,6 +228,11 @@ static const struct profile_key schema[] = {
 	 .required = true, P_FIELD(boot_banner),
 	 .help = "POSIX extended regular expression that a healthy boot prints. Quote "
 		 "it when it contains ; or #."},
+	{.section = "boot", .name = "fail", .type = PROFILE_T_REGEX, .max = 255,
+	 P_FIELD(boot_fail),
+	 .help = "POSIX extended regular expression for a line that means the boot failed "
+		 "(a checksum error, an invalid header, a crash): such a line fails the boot "
+		 "check even when the banner was seen."},
 	{.section = "boot", .name = "baud", .type = PROFILE_T_UINT, .min = BAUD_MIN,
 	 .max = BAUD_MAX, .required = true, P_FIELD(boot_baud),
 	 .help = "Baud rate of the boot output (the ESP8266 ROM prints at 74880 with a "

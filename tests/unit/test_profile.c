@@ -196,6 +196,8 @@ static void test_nodemcu(void **state)
 	assert_true(matches(p.boot_banner, "ets Jan  8 2013,rst cause:2, boot mode:(3,6)"));
 	assert_true(matches(p.boot_banner, "ets Jan  8 2013,rst cause:1, boot mode:(3,7)"));
 	assert_false(matches(p.boot_banner, "ets Jan  8 2013,rst cause:2, boot mode:(1,7)"));
+	assert_true(matches(p.boot_fail, "csum err"));
+	assert_false(matches(p.boot_fail, "csum 0x98"));
 }
 
 static void test_esp01(void **state)
@@ -265,10 +267,13 @@ static void test_esp32_devkitc(void **state)
 	assert_non_null(profile_partition_named(&p, "nvs"));
 	assert_non_null(profile_partition_named(&p, "otadata"));
 	assert_null(profile_partition_at(&p, 0x0)); /* nothing below the bootloader */
-	assert_true(matches(p.boot_banner,
-			    "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"));
+	/* The ROM's reset line proves nothing; "entry" follows a loaded
+	 * second stage, and a missing one is a failure line. */
+	assert_true(matches(p.boot_banner, "entry 0x400806ac"));
 	assert_false(matches(p.boot_banner,
-			     "rst:0x1 (POWERON_RESET),boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))"));
+			     "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"));
+	assert_true(matches(p.boot_fail, "invalid header: 0xffffffff"));
+	assert_false(matches(p.boot_fail, "entry 0x400806ac"));
 }
 
 static void test_uno(void **state)
