@@ -50,7 +50,7 @@ LDLIBS   += $(PKG_LIBS) $(INI_LIBS)
 
 # Every .c below src/ except the two programs' mains and the simulator goes
 # into one static library that the programs and the tests link against.
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/store/*.c src/transport/*.c \
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/store/*.c src/transport/*.c src/engine/*.c \
 	src/dev/*.c src/ui/*.c src/cmd/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libflashwise.a
@@ -88,7 +88,7 @@ $(APP_OBJ): $(DATADIR_STAMP)
 # would put make's "rm" lines after the test summary.
 .SECONDARY:
 
-.PHONY: demo all check check-unit check-cli check-integration check-asan unit-bins bench install \
+.PHONY: demo all check check-unit check-cli check-integration check-e2e check-asan unit-bins bench install \
 	uninstall clean deps man-check
 
 all: $(PROGS)
@@ -154,7 +154,7 @@ $(AVR_STAMP): tests/avr/build-bootloaders.sh tests/avr/uno_app.c
 unit-bins: $(UNIT_BIN)
 
 # The test command of the README. Sanitizer pass last, on the unit suite.
-check: all check-unit check-cli check-integration helper-check check-asan
+check: all check-unit check-cli check-integration check-e2e helper-check check-asan
 
 check-unit: all unit-bins
 	@sh tests/run-tests.sh unit $(UNIT_BIN)
@@ -167,20 +167,29 @@ check-integration: all $(SHIM_SO) $(UNO_SIM) $(AVR_STAMP)
 	@SHIM=$(SHIM_SO) UNO_SIM=$(UNO_SIM) AVR_DIR=$(BUILD)/avr sh tests/run-tests.sh integration \
 		$(sort $(wildcard tests/integration/test_*.sh))
 
-check-asan:
+# The wizard's screens in tmux at 80x24, compared with golden captures.
+check-e2e: all $(SHIM_SO)
+	@SHIM=$(SHIM_SO) sh tests/run-tests.sh e2e $(sort $(wildcard tests/e2e/test_*.sh))
+
+# The unit suite, then the wizard end to end (engine, line and batch mode,
+# resume, restore, signals), under AddressSanitizer + UBSan. The modem-line
+# shim is preloaded ahead of the ASan runtime, hence verify_asan_link_order=0.
+check-asan: $(SHIM_SO)
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build-asan unit-bins all
+	@FW=build-asan/flashwise FWSIM=build-asan/flashwise-sim SHIM=$(SHIM_SO) \
+		ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0 \
+		sh tests/run-tests.sh wizard-asan tests/integration/test_wizard.sh
 	@FW_SAN=1 sh tests/run-tests.sh unit-asan $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%) \
 		build-asan/tests/test_transport_shim
 
 bench: all $(BENCH_BIN) $(SHIM_SO) $(UNO_SIM) $(AVR_STAMP)
 	@BUILD=$(BUILD) sh bench/run.sh
 
-# The README's first command: until the wizard exists, inspect a sample
-# firmware against the NodeMCU profile.
+# The README's first command: the wizard on flashwise-sim with a sample
+# firmware, all nine steps without hardware. Job records go to the usual
+# state folder.
 demo: all
-	@mkdir -p $(BUILD)/demo
-	./flashwise image sample $(BUILD)/demo/sample.bin --profile nodemcu-v1
-	./flashwise image info $(BUILD)/demo/sample.bin --profile nodemcu-v1
+	./flashwise demo
 
 deps:
 	@sh scripts/deps.sh

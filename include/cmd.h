@@ -27,7 +27,11 @@ struct cmd_entry {
 
 extern const struct cmd_entry cmd_profile_list, cmd_profile_check, cmd_profile_show,
 	cmd_profile_schema, cmd_image_info, cmd_image_check, cmd_image_sample, cmd_exit_codes,
-	cmd_detect, cmd_backup, cmd_write, cmd_verify;
+	cmd_detect, cmd_backup, cmd_write, cmd_verify, cmd_history, cmd_run, cmd_resume,
+	cmd_restore, cmd_demo;
+
+/* `flashwise` with no command: the wizard, asking for everything. */
+int cmd_wizard_default(struct cmd_ctx *ctx);
 
 /* Prints "flashwise: <message>" to ctx->err and returns exit_code. */
 int cmd_fail(struct cmd_ctx *ctx, int exit_code, const char *fmt, ...)

@@ -18,6 +18,7 @@ enum fw_exit {
 	FW_EXIT_JOURNAL = 9,
 	FW_EXIT_UNSAFE = 10,
 	FW_EXIT_INTERNAL = 11,
+	FW_EXIT_INTERRUPTED = 12,
 };
 
 struct exitcode_info {

@@ -6,6 +6,7 @@
 #ifndef FLASHWISE_JOBSTORE_H
 #define FLASHWISE_JOBSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -13,6 +14,8 @@
 #include "steps.h"
 
 #define JOBSTORE_JOURNAL "journal.ini"
+#define JOBSTORE_REPORT_MD "report.md"     /* report.h, made from the journal */
+#define JOBSTORE_REPORT_JSON "report.json"
 #define JOBSTORE_PATH_MAX 1024
 
 /* $XDG_STATE_HOME/flashwise/jobs, or ~/.local/state/flashwise/jobs. */
@@ -35,5 +38,37 @@ int jobstore_load(const char *dir, struct job *j, struct fw_err *e);
  * device. On any failure j is left as it was. */
 int jobstore_apply(const char *dir, struct job *j, const struct step_input *in,
 		   struct fw_err *e);
+
+/* Writes report.md and report.json (report.h) into the job folder dir,
+ * each atomically with mode 0600. Reports are derived from the journal, so
+ * unlike the journal's folder they may be rewritten. */
+int jobstore_write_reports(const char *dir, const struct job *j, struct fw_err *e);
+
+/* One job folder found by jobstore_list(). */
+struct jobstore_entry {
+	char dir[JOBSTORE_PATH_MAX];  /* <root>/<id> */
+	char id[JOB_ID_MAX];          /* the folder's name */
+	bool ok;                      /* job holds its journal */
+	struct job job;               /* empty unless ok */
+	char error[FW_ERR_MSG_MAX];   /* why not ok */
+};
+
+/* Every folder of root that holds a journal, newest first (created, then
+ * id); entries that could not be read come last, with ok false and the
+ * reason (never silently dropped): a corrupt journal, a journal for another
+ * id than its folder, a symbolic link where a folder should be (never
+ * followed). Hidden names and plain files are not jobs and are left out. A
+ * missing root is an empty list; a root that is a symbolic link or not a
+ * folder is FW_EIO. Free with jobstore_list_free(). */
+int jobstore_list(const char *root, struct jobstore_entry **out, size_t *n,
+		  struct fw_err *e);
+void jobstore_list_free(struct jobstore_entry *v, size_t n);
+
+/* The folder of job id under root, into dir. FW_EINVAL for an id that
+ * cannot be a job folder's name ('/', a leading '.', other characters);
+ * FW_EIO "no job <id> in <root>" when absent (or a symbolic link, never
+ * followed); FW_EJOURNAL when the folder has no journal. */
+int jobstore_find(const char *root, const char *id, char *dir, size_t dirlen,
+		  struct fw_err *e);
 
 #endif

@@ -28,4 +28,15 @@ const char *strbuf_str(const struct strbuf *b);
 void strbuf_reset(struct strbuf *b);
 void strbuf_free(struct strbuf *b);
 
+/* The length of the valid UTF-8 sequence at p (at most n bytes; 1 for
+ * ASCII), 0 when the bytes there are not one (overlong forms and UTF-16
+ * surrogates included). */
+size_t strbuf_utf8_len(const void *p, size_t n);
+
+/* Appends s[0..n) as text that stays on one line and reads back exactly:
+ * a backslash before '\\' and before every byte of `also`; \n, \r, \t;
+ * other control bytes and bytes that are not UTF-8 as \xHH; UTF-8 text
+ * as it is. Journals and reports use it. */
+void strbuf_add_escaped(struct strbuf *b, const char *s, size_t n, const char *also);
+
 #endif

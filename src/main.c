@@ -13,6 +13,11 @@
 #endif
 
 static const struct cmd_entry *const commands[] = {
+	&cmd_run,
+	&cmd_resume,
+	&cmd_restore,
+	&cmd_history,
+	&cmd_demo,
 	&cmd_detect,
 	&cmd_backup,
 	&cmd_write,
@@ -54,7 +59,7 @@ static void print_help(FILE *f)
 	size_t i, n;
 	const struct exitcode_info *codes = exitcode_table(&n);
 
-	fputs("usage: flashwise [--profiles DIRS] [--no-color] COMMAND [ARGS]\n"
+	fputs("usage: flashwise [--profiles DIRS] [--no-color] [COMMAND [ARGS]]\n"
 	      "       flashwise --help | --version\n"
 	      "\n"
 	      "Walks a technician through flashing firmware safely: it checks the image,\n"
@@ -142,11 +147,8 @@ int main(int argc, char **argv)
 	default_profile_path(profiles, sizeof profiles, profiles_opt);
 	ctx.profiles = profiles;
 
-	if (i >= argc) {
-		/* The wizard will open here; until it exists, say what there is. */
-		print_help(stderr);
-		return FW_EXIT_USAGE;
-	}
+	if (i >= argc)
+		return cmd_wizard_default(&ctx);
 	if (strcmp(argv[i], "help") == 0) {
 		if (i + 1 >= argc) {
 			print_help(stdout);

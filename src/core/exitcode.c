@@ -15,6 +15,7 @@ static const struct exitcode_info table[] = {
 	{FW_EXIT_JOURNAL, "journal", "a job folder or journal is unreadable or corrupt"},
 	{FW_EXIT_UNSAFE, "unsafe", "a write started and was not verified: the device may be in an unsafe state (see the journal; flashwise restore)"},
 	{FW_EXIT_INTERNAL, "internal", "an internal error (a bug: please report it)"},
+	{FW_EXIT_INTERRUPTED, "interrupted", "stopped by a signal or a lost terminal at a safe point (a device write always finishes first); flashwise resume carries on"},
 };
 
 const struct exitcode_info *exitcode_table(size_t *n)

@@ -82,3 +82,71 @@ void strbuf_free(struct strbuf *b)
 	b->len = b->cap = 0;
 	b->oom = false;
 }
+
+size_t strbuf_utf8_len(const void *v, size_t n)
+{
+	const unsigned char *p = v;
+	unsigned char c = p[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xBF;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		if (c == 0xE0)
+			lo = 0xA0;
+		if (c == 0xED)
+			hi = 0x9F; /* no UTF-16 surrogates */
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		if (c == 0xF0)
+			lo = 0x90;
+		if (c == 0xF4)
+			hi = 0x8F;
+	} else {
+		return 0;
+	}
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+	return len;
+}
+
+void strbuf_add_escaped(struct strbuf *b, const char *s, size_t n, const char *also)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t u;
+
+		if (c == '\\' || (c && strchr(also, c))) {
+			strbuf_add(b, "\\", 1);
+			strbuf_add(b, &c, 1);
+		} else if (c == '\n') {
+			strbuf_adds(b, "\\n");
+		} else if (c == '\r') {
+			strbuf_adds(b, "\\r");
+		} else if (c == '\t') {
+			strbuf_adds(b, "\\t");
+		} else if (c < 0x20 || c == 0x7f) {
+			strbuf_addf(b, "\\x%02x", c);
+		} else if (c >= 0x80) {
+			u = strbuf_utf8_len(p + i, n - i);
+			if (u) {
+				strbuf_add(b, p + i, u);
+				i += u;
+				continue;
+			}
+			strbuf_addf(b, "\\x%02x", c);
+		} else {
+			strbuf_add(b, &c, 1);
+		}
+		i++;
+	}
+}

@@ -320,6 +320,22 @@ fwu 30 write --profile esp32-devkitc --only-changed "$TMP/img8.hex"
 expect_in "STK500v1" "... naming the protocols it works with" "$ERR"
 [ "$(grep -c "external reset" "$UNO_ERR")" -eq "$resets" ] && ok "... before the port is touched" ||
 	bad "... before the port is touched"
+
+# ---- the wizard, batch mode, on Optiboot: all nine steps ----
+fwu 90 run --yes --profile "$UNO" --firmware "$TMP/img8.hex" --state-dir "$TMP/jobs"
+[ "$RC" -eq 0 ] && ok "run --yes on Optiboot: all nine steps (${MS} ms)" ||
+	bad "run --yes on Optiboot (exit $RC)" "$OUT$ERR"
+flash_part 0 8192 | cmp -s - "$TMP/img8.bin" && ok "... the image is in the flash" ||
+	bad "... the image is in the flash"
+JD=$(ls -1d "$TMP"/jobs/*/ | head -n 1)
+grep -q '^outcome = complete$' "$JD/journal.ini" && ok "... the journal says complete" ||
+	bad "... the journal says complete" "$(cat "$JD/journal.ini")"
+grep -q '^device.signature = 1E 95 0F$' "$JD/journal.ini" && ok "... the signature is recorded" ||
+	bad "... the signature is recorded"
+grep -q '^verify.method = .*read-back.* after the reboot' "$JD/journal.ini" &&
+	ok "... the code was read back again after the reboot" ||
+	bad "... the code was read back again after the reboot" "$(grep verify.method "$JD/journal.ini")"
+expect_in "no healthy-boot line" "... the Uno profile's missing boot line is said, not hidden" "$OUT"
 uno_stop
 
 # ---- ATmegaBOOT at 57600 ----
