@@ -1187,10 +1187,9 @@ static int flash_consent(struct wiz *w, struct fw_err *e)
 	rc = steps_can_flash(&w->job, e);
 	if (rc != FW_OK)
 		return rc;
-	rc = enter_loader(w, e);
-	if (rc != FW_OK)
-		return rc;
-	if (w->d.ops == &dev_esp_ops) {
+	/* The session's own view of the erase (exact with the ESP8266 helper)
+	 * when the loader is up; the ROM's worst case was shown at verify-image. */
+	if (w->in_loader && w->d.ops == &dev_esp_ops) {
 		struct dev_esp_warnings warn;
 		struct fw_err le = {0};
 
@@ -1744,6 +1743,10 @@ static int loop(struct wiz *w, bool resuming, struct fw_err *e)
 			if (!w->detached && w->ui->ops->step_begin)
 				w->ui->ops->step_begin(w->ui->ctx, &v, step);
 			rc = flash_consent(w, &ce);
+			if (rc != FW_OK && rc != FW_ECANCELLED) {
+				fw_err_copy(e, &ce);
+				return rc;
+			}
 			if (rc != FW_OK) {
 				/* Nothing was written: the job ends here, the device
 				 * untouched, and the journal says why. */
