@@ -412,11 +412,10 @@ static int place_spec(struct wiz *w, struct wfile *f, const char *spec, struct f
 	return FW_OK;
 }
 
-static int load_file(struct wiz *w, struct wfile *f, struct fw_err *e)
+static int load_file(struct wfile *f, struct fw_err *e)
 {
 	int rc;
 
-	(void)w;
 	if (f->blank || f->loaded)
 		return FW_OK;
 	rc = fwfile_load(&f->f, f->path, f->addr, e);
@@ -434,13 +433,15 @@ static void free_files(struct wiz *w)
 	w->nfiles = 0;
 }
 
+/* Whether a file already writes addr (a HEX file brings its own addresses,
+ * so its ranges count, not its base). */
 static bool range_covered(struct wiz *w, uint32_t addr)
 {
 	for (size_t i = 0; i < w->nfiles; i++) {
 		const struct wfile *f = &w->files[i];
-		uint64_t len = f->blank ? f->blank_len : f->loaded ? image_total(&f->f.img) : 0;
 
-		if (addr >= f->addr && addr < f->addr + len)
+		if (f->blank ? addr >= f->addr && addr - f->addr < f->blank_len :
+		    f->loaded && image_find(&f->f.img, addr) != NULL)
 			return true;
 	}
 	return false;
@@ -454,7 +455,7 @@ static int add_spec(struct wiz *w, const char *spec, struct fw_err *e)
 		return fw_err_set(e, FW_EINVAL, "at most %d files per job", WIZARD_MAX_FILES);
 	rc = place_spec(w, &w->files[w->nfiles], spec, e);
 	if (rc == FW_OK)
-		rc = load_file(w, &w->files[w->nfiles], e);
+		rc = load_file(&w->files[w->nfiles], e);
 	if (rc == FW_OK)
 		w->nfiles++;
 	return rc;
@@ -552,7 +553,7 @@ static int merge_image(struct wiz *w, bool show, struct fw_err *e)
 
 static void identity_text(const struct device_identity *id, char *out, size_t n)
 {
-	char mac[32] = "";
+	char mac[32] = "", size[24] = "";
 
 	if (id->has_mac)
 		snprintf(mac, sizeof mac, " %02x:%02x:%02x:%02x:%02x:%02x", id->mac[0], id->mac[1],
@@ -560,10 +561,9 @@ static void identity_text(const struct device_identity *id, char *out, size_t n)
 	else if (id->has_signature)
 		snprintf(mac, sizeof mac, " sig %02X %02X %02X", id->signature[0],
 			 id->signature[1], id->signature[2]);
-	snprintf(out, n, "%s%s%s%u KB", id->chip[0] ? id->chip : "unknown", mac,
-		 id->flash_size ? " " : "", id->flash_size / 1024);
-	if (!id->flash_size)
-		snprintf(out, n, "%s%s", id->chip[0] ? id->chip : "unknown", mac);
+	if (id->flash_size)
+		snprintf(size, sizeof size, " %u KB", id->flash_size / 1024);
+	snprintf(out, n, "%s%s%s", id->chip[0] ? id->chip : "unknown", mac, size);
 }
 
 static void mac_text(const struct device_identity *id, char *out, size_t n)
@@ -787,10 +787,12 @@ static int st_verify_image(struct wiz *w, struct evset *ev, struct fw_err *e)
 
 	for (size_t i = 0; i < w->nfiles; i++)
 		nreal += !w->files[i].blank;
+	if (w->cfg->sha256 && nreal > 1)
+		return fw_err_set(e, FW_EINVAL, "--sha256 names one file's hash and there are %zu "
+				  "files: give a sha256sum file (--sha256-file) or a manifest", nreal);
 	for (size_t i = 0; i < w->nfiles && rc == FW_OK; i++) {
 		struct wfile *f = &w->files[i];
-		/* --sha256 names the one file: with several it would be ambiguous. */
-		const char *arg = nreal == 1 ? w->cfg->sha256 : NULL;
+		const char *arg = w->cfg->sha256;
 
 		if (f->blank)
 			continue;
@@ -1805,12 +1807,15 @@ static int load_job(struct wiz *w, struct fw_err *e)
 	unsigned long n;
 	int rc;
 
-	if (!w->cfg->job_id || !*w->cfg->job_id || strchr(w->cfg->job_id, '/') ||
-	    w->cfg->job_id[0] == '.')
-		return fw_err_set(e, FW_EINVAL, "'%s' is not a job id (see flashwise history)",
-				  w->cfg->job_id ? w->cfg->job_id : "");
-	snprintf(w->dir, sizeof w->dir, "%s/%s", w->root, w->cfg->job_id);
-	rc = jobstore_load(w->dir, &w->job, e);
+	rc = jobstore_find(w->root, w->cfg->job_id, w->dir, sizeof w->dir, e);
+	/* No such job folder (or a link where one should be): a journal
+	 * problem for the exit code, not a failed device step. */
+	if (rc == FW_EIO) {
+		e->code = FW_EJOURNAL;
+		return FW_EJOURNAL;
+	}
+	if (rc == FW_OK)
+		rc = jobstore_load(w->dir, &w->job, e);
 	if (rc != FW_OK)
 		return rc;
 	w->have_job = true;

@@ -121,6 +121,12 @@ D=$(job_dir)
 [ "$(jget "$D" step.prepare state)" = pending ] && ok "journal: nothing after it ran" ||
 	bad "journal: nothing after it ran"
 cmp -s "$SIM_FLASH" "$TMP/before.flash" && ok "the device was not touched" || bad "the device was not touched"
+cp "$TMP/small.bin" "$TMP/two.bin"
+(cd "$TMP" && sha256sum two.bin >two.bin.sha256)
+expect_rc 2 "--sha256 with two files is refused, not ignored (exit 2)" \
+	fw run --yes --profile $P --port "$SIM_PORT" --firmware "$TMP/small.bin@app" \
+	--firmware "$TMP/two.bin@0x80000" --sha256 "$SMALL_SHA" --state-dir "$JOBS"
+expect_in "sha256-file" "... and names what to give instead" "$ERR$OUT"
 cp "$TMP/small.bin" "$TMP/nosum.bin"
 expect_rc 5 "a file without a published hash is refused in batch mode" \
 	fw run --yes --profile $P --port "$SIM_PORT" --firmware "$TMP/nosum.bin@app" --state-dir "$JOBS"
@@ -189,6 +195,16 @@ same_bytes "after resume the whole firmware is on the device" "$TMP/big.bin" 0
 [ "$(jget "$D" step.flash attempts)" = 2 ] && ok "journal: the flash step ran twice" ||
 	bad "journal: the flash step ran twice" "$(cat "$D/journal.ini")"
 expect_rc 2 "resume of a finished job: nothing to do" fw resume --yes "$ID" --state-dir "$JOBS"
+# A job folder is never reached through a symbolic link.
+mkdir -p "$TMP/jobs2"
+ln -s "$D" "$TMP/jobs2/$ID"
+expect_rc 9 "resume refuses a job folder that is a symbolic link (exit 9)" \
+	fw resume --yes "$ID" --state-dir "$TMP/jobs2"
+expect_in "symbolic link" "... and says so" "$ERR"
+expect_rc 9 "resume of a job that does not exist: exit 9" \
+	fw resume --yes no-such-job --state-dir "$JOBS"
+expect_rc 2 "resume of an id that cannot be a folder name: exit 2" \
+	fw resume --yes ../etc --state-dir "$JOBS"
 
 # === SIGHUP during the write: the job completes and is recorded ================
 signal_during hup HUP "$WRITING"
