@@ -119,11 +119,10 @@ static void open_ui(struct cmd_ctx *ctx, const struct wiz_opts *o, struct ui *u,
 	struct tui_options to = {.color = ctx->color, .ascii = o->ascii,
 				 .signal_pending = wizard_signal_pending};
 	struct fw_err e = {0};
-	const char *term = getenv("TERM");
 
 	*tui = false;
-	if (!o->cfg.yes && !o->plain && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && term &&
-	    *term && strcmp(term, "dumb") != 0) {
+	/* tui_open judges TERM itself and says why it cannot use it. */
+	if (!o->cfg.yes && !o->plain && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
 		if (tui_open(&to, u, &e) == FW_OK) {
 			*tui = true;
 			return;
@@ -325,11 +324,23 @@ static int start_sim(struct cmd_ctx *ctx, const char *dir, struct demo_sim *s)
 
 	sim_path(sim, sizeof sim);
 	snprintf(logpath, sizeof logpath, "%s/sim.log", dir);
-	if (pipe(in) != 0 || pipe(out) != 0)
+	if (pipe(in) != 0)
 		return cmd_fail(ctx, FW_EXIT_INTERNAL, "pipe: %s", strerror(errno));
+	if (pipe(out) != 0) {
+		close(in[0]);
+		close(in[1]);
+		return cmd_fail(ctx, FW_EXIT_INTERNAL, "pipe: %s", strerror(errno));
+	}
 	s->pid = fork();
-	if (s->pid < 0)
-		return cmd_fail(ctx, FW_EXIT_INTERNAL, "fork: %s", strerror(errno));
+	if (s->pid < 0) {
+		int err = errno;
+
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		return cmd_fail(ctx, FW_EXIT_INTERNAL, "fork: %s", strerror(err));
+	}
 	if (s->pid == 0) {
 		int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -479,7 +490,11 @@ static int demo_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc
 	return rc;
 }
 
-#define JOB_NOTE "  JOB                a job id (see flashwise history)\n"
+/* What resume and restore share: the job and where its device is now. */
+#define JOB_OPTIONS \
+	"  JOB                a job id (see flashwise history)\n" \
+	"  --port PORT        the port the device is on now (default: the job's)\n" \
+	"  --baud N           talk to the loader at N baud (default: the profile's)\n"
 
 const struct cmd_entry cmd_run = {
 	.name = "run",
@@ -505,9 +520,7 @@ const struct cmd_entry cmd_resume = {
 	.name = "resume",
 	.usage = "[JOB] [--port PORT] [--yes]",
 	.summary = "carry on with an unfinished job where it stopped",
-	.options = JOB_NOTE
-		   "  --port PORT        the port the device is on now (default: the job's)\n"
-		   "  --baud N           talk to the loader at N baud (default: the profile's)\n"
+	.options = JOB_OPTIONS
 		   "  --yes              no questions: re-run the interrupted step, fail closed\n"
 		   SCREEN_OPTIONS,
 	.exec = resume_exec,
@@ -517,9 +530,7 @@ const struct cmd_entry cmd_restore = {
 	.name = "restore",
 	.usage = "JOB [--port PORT] [--yes]",
 	.summary = "write a job's backup back to the device and verify it",
-	.options = JOB_NOTE
-		   "  --port PORT        the port the device is on now (default: the job's)\n"
-		   "  --baud N           talk to the loader at N baud (default: the profile's)\n"
+	.options = JOB_OPTIONS
 		   "  --yes              no questions\n"
 		   SCREEN_OPTIONS,
 	.exec = restore_exec,
