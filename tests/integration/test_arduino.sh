@@ -9,94 +9,13 @@
 #
 # Needs: $FW, $UNO_SIM, the images in $AVR_DIR, $SHIM, avrdude, avr-objcopy.
 # Run from the repository root.
-. tests/cli/lib.sh
+. tests/integration/uno_lib.sh
 
-UNO_SIM=${UNO_SIM:-build/tests/uno-sim}
-AVR_DIR=${AVR_DIR:-build/avr}
-SHIM=${SHIM:-build/tests/pty_modem_shim.so}
-case $SHIM in /*) ;; *) SHIM=$PWD/$SHIM ;; esac
-OPTIBOOT=$AVR_DIR/optiboot_atmega328.hex
-ATMEGABOOT=$AVR_DIR/ATmegaBOOT_168_atmega328.hex
 UNO=arduino-uno-r3
 OLD=arduino-nano-oldboot
-UNO_PIDS=""
 export NO_COLOR=1
-
-missing=""
-for f in "$FW" "$UNO_SIM" "$OPTIBOOT" "$ATMEGABOOT" "$SHIM"; do
-	[ -f "$f" ] || missing="$missing $f"
-done
-for t in avrdude avr-objcopy openssl sha256sum; do
-	command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
-done
-if [ -n "$missing" ]; then
-	echo "missing:$missing (make builds the harness and the images; scripts/deps.sh lists the packages)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
-
-uno_cleanup() {
-	local p
-	for p in $UNO_PIDS; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in $UNO_PIDS; do
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$TMP"
-}
-trap uno_cleanup EXIT
-trap 'exit 130' INT TERM
-
-# uno_start NAME BOOTLOADER [HARNESS OPTIONS...]: a simulated Uno on
-# $TMP/NAME.flash (used as it is if the test made it first) that resets on
-# the DTR edges the shim writes to $UNO_LINES. Sets UNO_PORT, UNO_PID,
-# UNO_FLASH, UNO_LINES, UNO_ERR (its --verbose log). Its stdin is a FIFO
-# this shell holds, with --exit-on-stdin-eof, so it dies with the script.
-uno_start() {
-	local name=$1 boot=$2 i fifo
-	shift 2
-	UNO_FLASH=$TMP/$name.flash
-	UNO_LINES=$TMP/$name.lines
-	UNO_ERR=$TMP/$name.err
-	fifo=$TMP/$name.stdin
-	: >"$UNO_LINES"
-	rm -f "$fifo"
-	mkfifo "$fifo"
-	exec {UNO_FD}<>"$fifo"
-	"$UNO_SIM" --bootloader "$boot" --flash-file "$UNO_FLASH" --lines "$UNO_LINES" \
-		--exit-on-stdin-eof --verbose "$@" <"$fifo" >"$TMP/$name.out" 2>"$UNO_ERR" \
-		{UNO_FD}>&- &
-	UNO_PID=$!
-	UNO_PIDS="$UNO_PIDS $UNO_PID"
-	eval "UNO_FD_$UNO_PID=$UNO_FD"
-	UNO_PORT=""
-	for i in $(seq 100); do
-		UNO_PORT=$(head -n 1 "$TMP/$name.out" 2>/dev/null)
-		[ -n "$UNO_PORT" ] && return 0
-		kill -0 "$UNO_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "uno-sim did not start:" >&2
-	cat "$UNO_ERR" >&2
-	return 1
-}
-
-# uno_stop: stops the current board and waits, so the flash file is final.
-uno_stop() {
-	local fd rest p
-	[ -n "$UNO_PID" ] || return 0
-	kill -TERM "$UNO_PID" 2>/dev/null
-	wait "$UNO_PID" 2>/dev/null
-	eval "fd=\${UNO_FD_$UNO_PID:-}"
-	[ -n "$fd" ] && exec {fd}>&-
-	rest=""
-	for p in $UNO_PIDS; do
-		[ "$p" = "$UNO_PID" ] || rest="$rest $p"
-	done
-	UNO_PIDS=$rest
-	UNO_PID=""
-}
+uno_require "$FW" "$UNO_SIM" "$OPTIBOOT" "$ATMEGABOOT" "$SHIM" avrdude avr-objcopy openssl \
+	sha256sum
 
 # fwu LIMIT ARGS...: flashwise on the current board (libserialport under
 # the shim, so its DTR pulses reset the board), under `timeout LIMIT`.
@@ -198,7 +117,7 @@ avr-objcopy -I binary -O ihex --change-addresses 0x7D00 "$TMP/boot.bin" "$TMP/bo
 # ---- Optiboot at 115200: detect, backup, write, refusals ----
 
 random_flash "$TMP/opti.flash" opti-before
-uno_start opti "$OPTIBOOT" || exit 1
+uno_start opti "$OPTIBOOT" --lines || exit 1
 cp "$UNO_FLASH" "$TMP/opti.before"
 
 fwu 20 detect --profile "$UNO"
@@ -341,7 +260,7 @@ uno_stop
 # ---- ATmegaBOOT at 57600 ----
 
 random_flash "$TMP/old.flash" old-before
-uno_start old "$ATMEGABOOT" || exit 1
+uno_start old "$ATMEGABOOT" --lines || exit 1
 cp "$UNO_FLASH" "$TMP/old.before"
 fwu 20 detect --profile "$OLD"
 [ "$RC" -eq 0 ] && ok "detect on ATmegaBOOT at 57600 (${MS} ms)" || bad "detect on ATmegaBOOT (exit $RC)" "$OUT$ERR"
@@ -373,7 +292,7 @@ expect_in "baud rate is wrong" "... the message says the baud rate is wrong" "$E
 expect_in "answers at 57600 baud" "... and names the rate that answered" "$ERR"
 uno_stop
 
-uno_start wrong "$OPTIBOOT" || exit 1
+uno_start wrong "$OPTIBOOT" --lines || exit 1
 fwu 30 detect --profile "$OLD"
 [ "$RC" -eq 7 ] && ok "old-bootloader profile (57600) on Optiboot: exit 7 in ${MS} ms" ||
 	bad "old-bootloader profile on Optiboot (exit $RC, want 7)" "$OUT$ERR"
@@ -406,7 +325,7 @@ check_fault() {
 
 # A reset 2 ms into the 20th page write: reset, resync, that page again,
 # then the rest; no page before it written twice.
-uno_start cut "$OPTIBOOT" --fault reset-write:20 || exit 1
+uno_start cut "$OPTIBOOT" --lines --fault reset-write:20 || exit 1
 mkdir -p "$TMP/bk4"
 fwu 90 write --profile "$UNO" --backup-dir "$TMP/bk4" "$TMP/img8.hex"
 [ "$RC" -eq 0 ] && ok "a reset during a page write: recovered, exit 0 (${MS} ms)" ||
@@ -428,7 +347,7 @@ twice=$(grep "written (" "$UNO_ERR" | awk '{print $5}' | sort | uniq -d | tr '\n
 
 # Corrupted bytes towards the board: STK500v1 has no checksum, so only the
 # read-back can tell. Exit 0 only with the right bytes in flash.
-uno_start corrupt "$OPTIBOOT" --seed 3 --fault corrupt-rx:0.0005 || exit 1
+uno_start corrupt "$OPTIBOOT" --lines --seed 3 --fault corrupt-rx:0.0005 || exit 1
 mkdir -p "$TMP/bk5"
 fwu 90 write --profile "$UNO" --backup-dir "$TMP/bk5" "$TMP/img8.hex"
 uno_stop
@@ -447,7 +366,7 @@ for spec in drop-rx:0.0002 drop-tx:0.0002 drop:0.0003 corrupt:0.0003 drop:0.0002
 		opts=()
 		IFS=, read -ra parts <<<"$spec"
 		for p in "${parts[@]}"; do opts+=(--fault "$p"); done
-		uno_start "f$n" "$OPTIBOOT" --seed "$seed" "${opts[@]}" || exit 1
+		uno_start "f$n" "$OPTIBOOT" --lines --seed "$seed" "${opts[@]}" || exit 1
 		mkdir -p "$TMP/bkf$n"
 		fwu 90 write --profile "$UNO" --backup-dir "$TMP/bkf$n" "$TMP/img8.hex"
 		uno_stop
