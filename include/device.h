@@ -48,6 +48,10 @@ struct device_caps {
 	bool can_change_baud;
 	bool compressed_write;
 	char why_not[256];      /* why a capability is missing, for the wizard to say */
+	/* EEPROM the loader can read (backups); 0 when it cannot, with the
+	 * reason in eeprom_why_not, or when the family has none (both empty). */
+	uint32_t eeprom_size;
+	char eeprom_why_not[256];
 };
 
 /* Progress of long work: phase ("erase", "write", "read", "verify"), bytes
@@ -90,6 +94,10 @@ struct device_ops {
 		      struct device_verify_result *r, struct fw_err *e);
 	/* Leaves the loader: run = start the application (hard reset). */
 	int (*leave)(struct device *d, bool run, struct fw_err *e);
+	/* Reads EEPROM [addr, addr+len) into out; NULL for families without
+	 * one. Only after caps() gave an eeprom_size. */
+	int (*read_eeprom)(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
+			   struct fw_err *e);
 	/* Frees d->priv (the transport is the caller's). */
 	void (*close)(struct device *d);
 };

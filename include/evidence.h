@@ -23,6 +23,10 @@
 #define WIZ_KEY_DEVICE_LOADER   "device.loader"
 #define WIZ_KEY_BACKUP_RANGES   "backup.ranges"    /* backup: "0x000000+0x100000 ..." */
 #define WIZ_KEY_BACKUP_BYTES    "backup.bytes"
+#define WIZ_KEY_EEPROM_PATH     "eeprom.path"      /* backup, where the loader reads EEPROM */
+#define WIZ_KEY_EEPROM_SHA256   "eeprom.sha256"
+#define WIZ_KEY_EEPROM_BYTES    "eeprom.bytes"
+#define WIZ_KEY_EEPROM_NOTE     "eeprom.note"      /* why it was not backed up */
 #define WIZ_KEY_FLASH_BYTES     "flash.bytes"      /* flash */
 #define WIZ_KEY_FLASH_VERIFY    "flash.verify"     /* "md5 on chip: match" */
 #define WIZ_KEY_BOOT_LOG        "boot.log"         /* reboot: file name in the job folder */

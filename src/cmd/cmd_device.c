@@ -247,6 +247,13 @@ static int detect_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int ar
 			s.caps.can_read ? "yes" : "no", s.caps.can_hash ? "yes" : "no",
 			s.caps.exact_erase ? "yes" : "no", s.caps.why_not[0] ? "; " : "",
 			s.caps.why_not);
+	if (rc == FW_EXIT_OK && s.d.ops->read_eeprom) {
+		if (s.caps.eeprom_size)
+			fprintf(ctx->out, "eeprom: %u bytes, readable for backups\n",
+				s.caps.eeprom_size);
+		else
+			fprintf(ctx->out, "eeprom: not readable: %s\n", s.caps.eeprom_why_not);
+	}
 	session_close(&s, true);
 	return rc;
 }
@@ -312,13 +319,46 @@ static int read_region(struct session *s, uint32_t addr, uint32_t len, uint8_t *
 	return FW_EXIT_OK;
 }
 
+/* Where the loader can read it, the EEPROM goes beside the flash backup as
+ * PATH.eeprom: the settings and calibration an application keeps there
+ * are part of what the device holds. */
+static int backup_eeprom(struct session *s, const char *path)
+{
+	char epath[1100], hex[SHA256_HEX_LEN + 1];
+	uint32_t n = s->caps.eeprom_size;
+	struct fw_err e = {0};
+	uint8_t *data;
+	int rc;
+
+	if (!s->d.ops->read_eeprom)
+		return FW_EXIT_OK;
+	if (n == 0) {
+		fprintf(s->ctx->out, "eeprom: not backed up: %s\n", s->caps.eeprom_why_not);
+		return FW_EXIT_OK;
+	}
+	if (!(data = malloc(n)))
+		return cmd_fail(s->ctx, FW_EXIT_INTERNAL, "out of memory");
+	rc = s->d.ops->read_eeprom(&s->d, 0, n, data, &e);
+	if (rc != FW_OK) {
+		free(data);
+		return cmd_fail(s->ctx, exitcode_from_rc(rc), "reading the EEPROM: %s", e.msg);
+	}
+	snprintf(epath, sizeof epath, "%s.eeprom", path);
+	rc = store_backup(s->ctx, epath, data, n, hex);
+	free(data);
+	if (rc == FW_EXIT_OK)
+		fprintf(s->ctx->out, "backup: %s (EEPROM 0x0..0x%X, %u bytes, sha256 %s)\n", epath,
+			n - 1, n, hex);
+	return rc;
+}
+
 static int backup_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int argc,
 		       char **argv)
 {
 	struct dev_opts o = {0};
 	struct session s;
 	uint8_t *data = NULL;
-	char hex[SHA256_HEX_LEN + 1];
+	char hex[SHA256_HEX_LEN + 1], epath[1100];
 	uint32_t off, len;
 	int rc;
 
@@ -327,6 +367,11 @@ static int backup_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int ar
 		return rc;
 	if (optind != argc || !o.output)
 		return cmd_usage(ctx, self);
+	/* Refused before the device is touched, not after a long read. */
+	snprintf(epath, sizeof epath, "%s.eeprom", o.output);
+	if (access(o.output, F_OK) == 0 || access(epath, F_OK) == 0)
+		return cmd_fail(ctx, FW_EXIT_FAILED, "%s exists: backups are never overwritten",
+				access(o.output, F_OK) == 0 ? o.output : epath);
 	rc = session_open(&s, ctx, &o);
 	if (rc != FW_EXIT_OK)
 		goto out;
@@ -348,6 +393,8 @@ static int backup_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int ar
 	if (rc == FW_EXIT_OK)
 		fprintf(ctx->out, "backup: %s (0x%X..0x%X, %u bytes, sha256 %s)\n", o.output, off,
 			off + len - 1, len, hex);
+	if (rc == FW_EXIT_OK)
+		rc = backup_eeprom(&s, o.output);
 out:
 	free(data);
 	session_close(&s, true);
@@ -699,7 +746,8 @@ const struct cmd_entry cmd_backup = {
 	.usage = "--port PORT --profile P -o FILE [--offset A] [--size N]",
 	.summary = "read the flash (all of it, or a region) into FILE with FILE.sha256",
 	.options = DEVICE_OPTIONS
-		"  -o, --output FILE  where the backup goes (never overwritten)\n"
+		"  -o, --output FILE  where the backup goes (never overwritten); the EEPROM\n"
+		"                     goes to FILE.eeprom where the bootloader can read it\n"
 		"  --offset A         start of the region (default 0)\n"
 		"  --size N           bytes to read (default: to the end of the flash)\n",
 	.exec = backup_exec,

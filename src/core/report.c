@@ -411,6 +411,21 @@ static void md_image(struct strbuf *b, const struct job *j)
 	md_rows(b, j, "Image checks", rows, sizeof rows / sizeof rows[0]);
 }
 
+/* A file of the job as an item, placed in the job folder. */
+static void md_location(struct strbuf *b, const char *label, const char *path,
+			const char *job_dir)
+{
+	struct strbuf loc = STRBUF_INIT;
+
+	if (!has_text(path))
+		return;
+	backup_location(path, job_dir, &loc);
+	md_item(b, label, strbuf_str(&loc));
+	if (strbuf_failed(&loc))
+		b->oom = true;
+	strbuf_free(&loc);
+}
+
 static void md_backup(struct strbuf *b, const struct job *j, const char *job_dir)
 {
 	const struct job_step *r = &j->step[STEP_BACKUP];
@@ -424,18 +439,15 @@ static void md_backup(struct strbuf *b, const struct job *j, const char *job_dir
 	md_item(b, "Reason", r->reason);
 	md_item(b, "Consent to go on without a backup",
 		job_evidence_get(j, STEP_BACKUP, STEP_KEY_BACKUP_CONSENT));
-	if (has_text(path)) {
-		struct strbuf loc = STRBUF_INIT;
-
-		backup_location(path, job_dir, &loc);
-		md_item(b, "File", strbuf_str(&loc));
-		if (strbuf_failed(&loc))
-			b->oom = true;
-		strbuf_free(&loc);
-	}
+	md_location(b, "File", path, job_dir);
 	md_item(b, "SHA-256", job_evidence_get(j, STEP_BACKUP, STEP_KEY_BACKUP_SHA256));
 	md_item(b, "Ranges", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_BACKUP_RANGES));
 	md_item(b, "Bytes", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_BACKUP_BYTES));
+	md_location(b, "EEPROM file", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_PATH),
+		    job_dir);
+	md_item(b, "EEPROM SHA-256", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_SHA256));
+	md_item(b, "EEPROM bytes", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_BYTES));
+	md_item(b, "EEPROM", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_NOTE));
 }
 
 static void md_result(struct strbuf *b, const struct job *j)
@@ -593,6 +605,23 @@ static void jnum_or_str(struct jobj *o, const char *key, const char *v)
 		jstr(o, key, v);
 }
 
+/* "location": a job file's path placed in the job folder, or null. */
+static void jlocation(struct jobj *o, const char *path, const char *job_dir)
+{
+	struct strbuf loc = STRBUF_INIT;
+
+	jkey(o, "location");
+	if (!has_text(path)) {
+		strbuf_adds(o->b, "null");
+		return;
+	}
+	backup_location(path, job_dir, &loc);
+	report_json_string(o->b, strbuf_str(&loc));
+	if (strbuf_failed(&loc))
+		o->b->oom = true;
+	strbuf_free(&loc);
+}
+
 static void jrecord(struct jobj *o, const struct job_step *r)
 {
 	struct jobj ev;
@@ -687,22 +716,25 @@ int report_json(const struct job *j, const char *job_dir, struct strbuf *out,
 	jstr(&o, "state", steps_state_name(j->step[STEP_BACKUP].state));
 	path = job_evidence_get(j, STEP_BACKUP, STEP_KEY_BACKUP_PATH);
 	jstr(&o, "path", path);
-	jkey(&o, "location");
-	if (has_text(path)) {
-		struct strbuf loc = STRBUF_INIT;
-
-		backup_location(path, job_dir, &loc);
-		report_json_string(out, strbuf_str(&loc));
-		if (strbuf_failed(&loc))
-			out->oom = true;
-		strbuf_free(&loc);
-	} else {
-		strbuf_adds(out, "null");
-	}
+	jlocation(&o, path, job_dir);
 	jstr(&o, "sha256", job_evidence_get(j, STEP_BACKUP, STEP_KEY_BACKUP_SHA256));
 	jstr(&o, "ranges", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_BACKUP_RANGES));
 	jnum_or_str(&o, "bytes", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_BACKUP_BYTES));
 	jstr(&o, "consent", job_evidence_get(j, STEP_BACKUP, STEP_KEY_BACKUP_CONSENT));
+	/* null members: the loader read no EEPROM, "note" says why */
+	jkey(&o, "eeprom");
+	{
+		struct jobj ee;
+
+		jopen(&ee, out);
+		path = job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_PATH);
+		jstr(&ee, "path", path);
+		jlocation(&ee, path, job_dir);
+		jstr(&ee, "sha256", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_SHA256));
+		jnum_or_str(&ee, "bytes", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_BYTES));
+		jstr(&ee, "note", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_NOTE));
+		jclose(&ee);
+	}
 	jclose(&o);
 
 	jkey(&top, "steps");

@@ -793,6 +793,28 @@ static int stk_identify(struct device *d, struct device_identity *id, struct fw_
 
 /* ---- caps ---- */
 
+/* The EEPROM a backup can hold: known only once the chip and its loader
+ * were identified. */
+static void eeprom_caps(struct device *d, struct device_caps *c)
+{
+	const struct stk_dev *x = d->priv;
+	const struct avr_part *part = x && x->identified ? part_by_sig(x->sig) : NULL;
+
+	if (!x || !x->identified)
+		snprintf(c->eeprom_why_not, sizeof c->eeprom_why_not,
+			 "the bootloader was not identified yet");
+	else if (!x->loader.eeprom)
+		snprintf(c->eeprom_why_not, sizeof c->eeprom_why_not,
+			 "%s cannot read the EEPROM (it ignores the memory type); an ISP "
+			 "programmer can", x->loader.name);
+	else if (!part)
+		snprintf(c->eeprom_why_not, sizeof c->eeprom_why_not,
+			 "the EEPROM size of signature %02X %02X %02X is not known",
+			 x->sig[0], x->sig[1], x->sig[2]);
+	else
+		c->eeprom_size = part->eeprom;
+}
+
 static void stk_caps(struct device *d, struct device_caps *c)
 {
 	memset(c, 0, sizeof *c);
@@ -803,6 +825,7 @@ static void stk_caps(struct device *d, struct device_caps *c)
 	c->can_change_baud = false;
 	c->compressed_write = false;
 	snprintf(c->why_not, sizeof c->why_not, "%s", DEV_STK500_WHY_NOT);
+	eeprom_caps(d, c);
 }
 
 /* ---- reading ---- */
@@ -1422,5 +1445,6 @@ const struct device_ops dev_stk500_ops = {
 	.write = stk_write,
 	.verify = stk_verify,
 	.leave = stk_leave,
+	.read_eeprom = dev_stk500_eeprom_read,
 	.close = stk_close,
 };

@@ -1047,13 +1047,68 @@ static int store_checked(const char *path, const void *data, size_t len,
 	return rc;
 }
 
+/* A backup file under a fresh name in the job folder, read back and
+ * hashed, with a sha256sum sidecar (`flashwise write backup.hex` checks it). */
+static int store_backup(struct wiz *w, const char *base, const char *ext, const void *data,
+			size_t len, char *path, size_t plen, char digest[SHA256_HEX_LEN + 1],
+			struct fw_err *e)
+{
+	struct strbuf side = STRBUF_INIT;
+	char sidepath[JOBSTORE_PATH_MAX + 80];
+	int rc = fresh_name(w, base, ext, path, plen, e);
+
+	if (rc == FW_OK)
+		rc = store_checked(path, data, len, digest, e);
+	if (rc == FW_OK) {
+		strbuf_addf(&side, "%s  %s\n", digest, strrchr(path, '/') + 1);
+		snprintf(sidepath, sizeof sidepath, "%s.sha256", path);
+		rc = strbuf_failed(&side) ? fw_err_set(e, FW_ENOMEM, "out of memory") :
+			atomic_write_file(sidepath, side.s, side.len, 0600, e);
+	}
+	strbuf_free(&side);
+	return rc;
+}
+
+/* The whole EEPROM where the loader can read it: the application's
+ * settings live there. Kept for the record; the write never touches it. */
+static int backup_eeprom(struct wiz *w, struct evset *ev, struct fw_err *e)
+{
+	uint32_t n = w->caps.eeprom_size;
+	char path[JOBSTORE_PATH_MAX + 64], digest[SHA256_HEX_LEN + 1];
+	uint8_t *data;
+	int rc;
+
+	if (!w->d.ops->read_eeprom)
+		return FW_OK;
+	if (n == 0) {
+		fact(w, UI_INFO, "eeprom", "not backed up: %s", w->caps.eeprom_why_not);
+		ev_add(ev, WIZ_KEY_EEPROM_NOTE, "not backed up: %s", w->caps.eeprom_why_not);
+		return FW_OK;
+	}
+	if (!(data = malloc(n)))
+		return fw_err_set(e, FW_ENOMEM, "out of memory");
+	rc = w->d.ops->read_eeprom(&w->d, 0, n, data, e);
+	if (rc != FW_OK)
+		fw_err_prefix(e, "reading the EEPROM");
+	else
+		rc = store_backup(w, "eeprom", ".bin", data, n, path, sizeof path, digest, e);
+	free(data);
+	if (rc != FW_OK)
+		return rc;
+	fact(w, UI_OK, "eeprom", "%s (%u bytes)", path, n);
+	fact(w, UI_OK, "sha256", "%s", digest);
+	ev_add(ev, WIZ_KEY_EEPROM_PATH, "%s", path);
+	ev_add(ev, WIZ_KEY_EEPROM_SHA256, "%s", digest);
+	ev_add(ev, WIZ_KEY_EEPROM_BYTES, "%u", n);
+	return FW_OK;
+}
+
 static int st_backup(struct wiz *w, struct evset *ev, struct fw_err *e)
 {
 	uint32_t sector = w->p->sector_size ? w->p->sector_size : 4096;
 	struct image bk;
-	struct strbuf hex = STRBUF_INIT, ranges = STRBUF_INIT, side = STRBUF_INIT;
-	char path[JOBSTORE_PATH_MAX + 64], sidepath[JOBSTORE_PATH_MAX + 80];
-	char digest[SHA256_HEX_LEN + 1];
+	struct strbuf hex = STRBUF_INIT, ranges = STRBUF_INIT;
+	char path[JOBSTORE_PATH_MAX + 64], digest[SHA256_HEX_LEN + 1];
 	uint32_t span_lo = 0;
 	uint64_t span_hi = 0;
 	bool have_span = false;
@@ -1118,18 +1173,8 @@ static int st_backup(struct wiz *w, struct evset *ev, struct fw_err *e)
 		image_format_hex(&bk, &hex);
 		rc = strbuf_failed(&hex) || strbuf_failed(&ranges) ?
 			fw_err_set(e, FW_ENOMEM, "out of memory") :
-			fresh_name(w, "backup", ".hex", path, sizeof path, e);
-	}
-	if (rc == FW_OK)
-		rc = store_checked(path, hex.s, hex.len, digest, e);
-	if (rc == FW_OK) {
-		const char *base = strrchr(path, '/') + 1;
-
-		/* A sha256sum sidecar: `flashwise write backup.hex` checks it. */
-		strbuf_addf(&side, "%s  %s\n", digest, base);
-		snprintf(sidepath, sizeof sidepath, "%s.sha256", path);
-		rc = strbuf_failed(&side) ? fw_err_set(e, FW_ENOMEM, "out of memory") :
-			atomic_write_file(sidepath, side.s, side.len, 0600, e);
+			store_backup(w, "backup", ".hex", hex.s, hex.len, path, sizeof path, digest,
+				     e);
 	}
 	if (rc == FW_OK) {
 		fact(w, UI_OK, "backup", "%s", path);
@@ -1143,8 +1188,7 @@ static int st_backup(struct wiz *w, struct evset *ev, struct fw_err *e)
 	image_free(&bk);
 	strbuf_free(&hex);
 	strbuf_free(&ranges);
-	strbuf_free(&side);
-	return rc;
+	return rc == FW_OK ? backup_eeprom(w, ev, e) : rc;
 }
 
 /* Writes img and proves it: the write itself, then a comparison that can

@@ -140,6 +140,11 @@ if (cd "$TMP/bk" && sha256sum -c --quiet app.bin.sha256 >/dev/null 2>&1); then
 else
 	bad "... the .sha256 sidecar checks" "$(cat "$TMP/bk/app.bin.sha256")"
 fi
+# Optiboot 4.4 would answer an EEPROM read with flash: said, not stored.
+expect_in "eeprom: not backed up: Optiboot 4.4 cannot read the EEPROM" \
+	"... the EEPROM is not backed up through Optiboot, and the output says why" "$OUT"
+[ ! -e "$TMP/bk/app.bin.eeprom" ] && ok "... and no EEPROM file was written" ||
+	bad "... no EEPROM file through Optiboot"
 fwu 30 backup --profile "$UNO" -o "$TMP/bk/app.bin" --size 0x7E00
 expect_in "never overwritten" "a second backup to the same file is refused" "$ERR"
 
@@ -255,6 +260,9 @@ grep -q '^verify.method = .*read-back.* after the reboot' "$JD/journal.ini" &&
 	ok "... the code was read back again after the reboot" ||
 	bad "... the code was read back again after the reboot" "$(grep verify.method "$JD/journal.ini")"
 expect_in "no healthy-boot line" "... the Uno profile's missing boot line is said, not hidden" "$OUT"
+grep -q '^eeprom.note = not backed up: Optiboot 4.4 cannot read the EEPROM' "$JD/journal.ini" &&
+	ok "... the journal says why the EEPROM was not backed up" ||
+	bad "... the journal says why the EEPROM was not backed up" "$(grep eeprom "$JD/journal.ini")"
 uno_stop
 
 # ---- ATmegaBOOT at 57600 ----
@@ -267,6 +275,7 @@ fwu 20 detect --profile "$OLD"
 expect_in "ATmegaBOOT" "... the loader is ATmegaBOOT" "$OUT"
 expect_in "signature: 1E 95 0F" "... signature 1E 95 0F" "$OUT"
 expect_in "matches profile $OLD" "... it matches $OLD" "$OUT"
+expect_in "eeprom: 1024 bytes, readable for backups" "... its EEPROM can be backed up" "$OUT"
 mkdir -p "$TMP/bk3"
 fwu 60 write --profile "$OLD" --backup-dir "$TMP/bk3" "$TMP/img8.hex"
 [ "$RC" -eq 0 ] && ok "ATmegaBOOT: write 8 KB, exit 0 (${MS} ms)" || bad "ATmegaBOOT write (exit $RC)" "$OUT$ERR"
@@ -281,6 +290,34 @@ avr 57600 -U flash:w:"$TMP/img8b.hex":i
 fwu 30 verify --profile "$OLD" "$TMP/img8b.hex"
 [ "$RC" -eq 0 ] && ok "flashwise verifies what avrdude wrote at 57600" ||
 	bad "flashwise verifies what avrdude wrote at 57600 (exit $RC)" "$OUT$ERR"
+
+# The old bootloader reads EEPROM: avrdude puts a pattern there, and both
+# the backup command and the wizard keep all 1 KB of it beside the flash.
+head -c 1024 "$TMP/img8b.bin" >"$TMP/ee.bin"
+avr 57600 -U eeprom:w:"$TMP/ee.bin":r
+[ "$RC" -eq 0 ] && ok "avrdude writes 1 KB of EEPROM through ATmegaBOOT" ||
+	bad "avrdude writes the EEPROM (exit $RC)" "$OUT$ERR"
+mkdir -p "$TMP/bkee"
+fwu 60 backup --profile "$OLD" -o "$TMP/bkee/old.bin" --size 0x100
+[ "$RC" -eq 0 ] && ok "ATmegaBOOT: backup with the EEPROM (${MS} ms)" ||
+	bad "ATmegaBOOT: backup with the EEPROM (exit $RC)" "$OUT$ERR"
+expect_in "old.bin.eeprom (EEPROM 0x0..0x3FF, 1024 bytes, sha256 $(sha256sum <"$TMP/ee.bin" | cut -c1-64))" \
+	"... names the EEPROM file and the hash of avrdude's pattern" "$OUT"
+cmp -s "$TMP/bkee/old.bin.eeprom" "$TMP/ee.bin" && ok "... the EEPROM file holds the pattern" ||
+	bad "... the EEPROM file holds the pattern" "$(cmp "$TMP/bkee/old.bin.eeprom" "$TMP/ee.bin" 2>&1)"
+(cd "$TMP/bkee" && sha256sum -c --quiet old.bin.eeprom.sha256 >/dev/null 2>&1) &&
+	ok "... and its sidecar checks" || bad "... the EEPROM sidecar checks"
+fwu 60 run --yes --profile "$OLD" --firmware "$TMP/img8.hex" --state-dir "$TMP/jobsold"
+[ "$RC" -eq 0 ] && ok "run --yes on ATmegaBOOT (${MS} ms)" ||
+	bad "run --yes on ATmegaBOOT (exit $RC)" "$OUT$ERR"
+JD=$(ls -1d "$TMP"/jobsold/*/ | head -n 1)
+cmp -s "$JD/eeprom.bin" "$TMP/ee.bin" && ok "... the job folder keeps the EEPROM" ||
+	bad "... the job folder keeps the EEPROM" "$(ls -l "$JD")"
+grep -q "^eeprom.sha256 = $(sha256sum <"$TMP/ee.bin" | cut -c1-64)\$" "$JD/journal.ini" &&
+	ok "... with its hash in the journal" || bad "... the EEPROM hash in the journal"
+grep -q '"eeprom":{"path":"[^"]*eeprom.bin",' "$JD/report.json" &&
+	ok "... and in the JSON report" || bad "... the EEPROM in the JSON report"
+holds "... and the image is in the flash" "$TMP/img8.bin"
 
 # ---- the wrong baud rate, both ways: bounded, and says so ----
 

@@ -1215,10 +1215,19 @@ static void test_eeprom_refused_on_optiboot(void **state)
 	struct device_identity id;
 	struct fw_err e = { 0 };
 	uint8_t b[4] = { 1, 2, 3, 4 };
+	struct device_caps c;
 	size_t before;
 
 	(void)state;
+	/* Before identify nothing is known; after it, caps say why not. */
+	r->d.ops->caps(&r->d, &c);
+	assert_int_equal(c.eeprom_size, 0);
+	assert_non_null(strstr(c.eeprom_why_not, "not identified"));
 	connect_identify(r, &id);
+	r->d.ops->caps(&r->d, &c);
+	assert_int_equal(c.eeprom_size, 0);
+	assert_non_null(strstr(c.eeprom_why_not, "Optiboot 4.4 cannot read the EEPROM"));
+	assert_non_null(r->d.ops->read_eeprom);
 	before = r->f.rx_total;
 	assert_int_equal(dev_stk500_eeprom_write(&r->d, 0, b, 4, &e), FW_EUNSUPPORTED);
 	assert_non_null(strstr(e.msg, "Optiboot 4.4"));
@@ -1253,6 +1262,18 @@ static void test_atmegaboot(void **state)
 	assert_memory_equal(r->f.eeprom + 0x10, ee, sizeof ee);
 	assert_int_equal(dev_stk500_eeprom_read(&r->d, 0x10, sizeof back, back, &e), FW_OK);
 	assert_memory_equal(back, ee, sizeof ee);
+	/* The whole EEPROM through the seam, as a backup reads it. */
+	{
+		struct device_caps c;
+		uint8_t all[1024];
+
+		r->d.ops->caps(&r->d, &c);
+		assert_int_equal(c.eeprom_size, 1024);
+		assert_string_equal(c.eeprom_why_not, "");
+		r->f.eeprom[1023] = 0x5A;
+		assert_int_equal(r->d.ops->read_eeprom(&r->d, 0, c.eeprom_size, all, &e), FW_OK);
+		assert_memory_equal(all, r->f.eeprom, sizeof all);
+	}
 	assert_int_equal(dev_stk500_eeprom_write(&r->d, 0x11, ee, 2, &e), FW_EINVAL);
 	assert_int_equal(dev_stk500_eeprom_write(&r->d, 1020, ee, 8, &e), FW_EINVAL);
 	/* the old bootloader's 2 KB boot section is protected too */

@@ -171,6 +171,42 @@ static void make_interrupted(struct build *b)
 	apply(b, STEP_EV_START, STEP_FLASH, NULL, NULL, 0);
 }
 
+/* An old-bootloader board whose EEPROM was backed up, and an Optiboot one
+ * whose loader could not read it. */
+static void make_avr_eeprom(struct build *b)
+{
+	static const struct step_kv ev[] = {
+		{STEP_KEY_BACKUP_PATH, "backup.hex"},
+		{STEP_KEY_BACKUP_SHA256, HASH_B},
+		{"eeprom.path", "eeprom.bin"},
+		{"eeprom.sha256", HASH_A},
+		{"eeprom.bytes", "1024"},
+	};
+
+	start(b, "20240507-100000-nano", "arduino-nano-oldboot", T0 + 6 * 86400);
+	done(b, STEP_IDENTIFY, KV(ev_identify));
+	done(b, STEP_VERIFY_IMAGE, KV(ev_image));
+	done(b, STEP_PREPARE, KV(ev_prepare));
+	done(b, STEP_BOOTLOADER, KV(ev_boot_avr));
+	done(b, STEP_BACKUP, KV(ev));
+}
+
+static void make_avr_no_eeprom(struct build *b)
+{
+	static const struct step_kv ev[] = {
+		{STEP_KEY_BACKUP_PATH, "backup.hex"},
+		{STEP_KEY_BACKUP_SHA256, HASH_B},
+		{"eeprom.note", "not backed up: Optiboot 4.4 cannot read the EEPROM"},
+	};
+
+	start(b, "20240508-100000-uno", "arduino-uno-r3", T0 + 7 * 86400);
+	done(b, STEP_IDENTIFY, KV(ev_identify));
+	done(b, STEP_VERIFY_IMAGE, KV(ev_image));
+	done(b, STEP_PREPARE, KV(ev_prepare));
+	done(b, STEP_BOOTLOADER, KV(ev_boot_avr));
+	done(b, STEP_BACKUP, KV(ev));
+}
+
 static void make_empty(struct build *b)
 {
 	start(b, "20240505-100000-bare", "esp01", T0 + 4 * 86400);
@@ -641,6 +677,40 @@ static void test_json_states(void **state)
 	free(js);
 }
 
+static void test_eeprom_backup(void **state)
+{
+	char *md, *js;
+
+	(void)state;
+	md = markdown_of(make_avr_eeprom, "/var/jobs/20240507-100000-nano");
+	assert_non_null(strstr(md, "- **EEPROM file:** /var/jobs/20240507-100000-nano/eeprom.bin\n"
+			       "- **EEPROM SHA-256:** " HASH_A "\n- **EEPROM bytes:** 1024\n"));
+	assert_null(strstr(md, "- **EEPROM:**"));
+	free(md);
+	js = json_of(make_avr_eeprom, "/var/jobs/20240507-100000-nano");
+	assert_non_null(strstr(js, "\"eeprom\":{\"path\":\"eeprom.bin\",\"location\":"
+			       "\"/var/jobs/20240507-100000-nano/eeprom.bin\",\"sha256\":\"" HASH_A
+			       "\",\"bytes\":1024,\"note\":null}}"));
+	free(js);
+
+	md = markdown_of(make_avr_no_eeprom, NULL);
+	assert_non_null(strstr(md, "- **EEPROM:** not backed up: Optiboot 4.4 cannot read the "
+			       "EEPROM\n"));
+	assert_null(strstr(md, "EEPROM file"));
+	free(md);
+	js = json_of(make_avr_no_eeprom, NULL);
+	assert_non_null(strstr(js, "\"eeprom\":{\"path\":null,\"location\":null,\"sha256\":"
+			       "null,\"bytes\":null,\"note\":\"not backed up: Optiboot 4.4 cannot "
+			       "read the EEPROM\"}}"));
+	free(js);
+
+	/* An ESP job has no EEPROM: every member null. */
+	js = json_of(make_complete, NULL);
+	assert_non_null(strstr(js, "\"eeprom\":{\"path\":null,\"location\":null,\"sha256\":"
+			       "null,\"bytes\":null,\"note\":null}}"));
+	free(js);
+}
+
 static void test_json_escaping(void **state)
 {
 	char *js = json_of(make_hostile, NULL);
@@ -1025,6 +1095,7 @@ int main(void)
 		cmocka_unit_test(test_markdown_escaping),
 		cmocka_unit_test(test_json_complete),
 		cmocka_unit_test(test_json_states),
+		cmocka_unit_test(test_eeprom_backup),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_json_string_edges),
 		cmocka_unit_test(test_report_bad_args),
