@@ -622,6 +622,18 @@ static void jlocation(struct jobj *o, const char *path, const char *job_dir)
 	strbuf_free(&loc);
 }
 
+/* A file the backup step stored: path, location, sha256, bytes. */
+static void jfile(struct jobj *o, const struct job *j, const char *job_dir, const char *kpath,
+		  const char *ksha, const char *kbytes)
+{
+	const char *path = job_evidence_get(j, STEP_BACKUP, kpath);
+
+	jstr(o, "path", path);
+	jlocation(o, path, job_dir);
+	jstr(o, "sha256", job_evidence_get(j, STEP_BACKUP, ksha));
+	jnum_or_str(o, "bytes", job_evidence_get(j, STEP_BACKUP, kbytes));
+}
+
 static void jrecord(struct jobj *o, const struct job_step *r)
 {
 	struct jobj ev;
@@ -650,7 +662,6 @@ int report_json(const struct job *j, const char *job_dir, struct strbuf *out,
 	char verdict[REPORT_VERDICT_MAX];
 	struct jobj top, o;
 	enum step_device d;
-	const char *path;
 	size_t n;
 	int cur;
 
@@ -714,12 +725,8 @@ int report_json(const struct job *j, const char *job_dir, struct strbuf *out,
 	jkey(&top, "backup");
 	jopen(&o, out);
 	jstr(&o, "state", steps_state_name(j->step[STEP_BACKUP].state));
-	path = job_evidence_get(j, STEP_BACKUP, STEP_KEY_BACKUP_PATH);
-	jstr(&o, "path", path);
-	jlocation(&o, path, job_dir);
-	jstr(&o, "sha256", job_evidence_get(j, STEP_BACKUP, STEP_KEY_BACKUP_SHA256));
+	jfile(&o, j, job_dir, STEP_KEY_BACKUP_PATH, STEP_KEY_BACKUP_SHA256, WIZ_KEY_BACKUP_BYTES);
 	jstr(&o, "ranges", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_BACKUP_RANGES));
-	jnum_or_str(&o, "bytes", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_BACKUP_BYTES));
 	jstr(&o, "consent", job_evidence_get(j, STEP_BACKUP, STEP_KEY_BACKUP_CONSENT));
 	/* null members: the loader read no EEPROM, "note" says why */
 	jkey(&o, "eeprom");
@@ -727,11 +734,8 @@ int report_json(const struct job *j, const char *job_dir, struct strbuf *out,
 		struct jobj ee;
 
 		jopen(&ee, out);
-		path = job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_PATH);
-		jstr(&ee, "path", path);
-		jlocation(&ee, path, job_dir);
-		jstr(&ee, "sha256", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_SHA256));
-		jnum_or_str(&ee, "bytes", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_BYTES));
+		jfile(&ee, j, job_dir, WIZ_KEY_EEPROM_PATH, WIZ_KEY_EEPROM_SHA256,
+		      WIZ_KEY_EEPROM_BYTES);
 		jstr(&ee, "note", job_evidence_get(j, STEP_BACKUP, WIZ_KEY_EEPROM_NOTE));
 		jclose(&ee);
 	}

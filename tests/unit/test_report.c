@@ -111,8 +111,8 @@ static void start(struct build *b, const char *id, const char *profile, int64_t 
 		fail_msg("job_start: %s", e.msg);
 }
 
-/* Through the backup step, done: the device is untouched and writable. */
-static void to_backup_done(struct build *b, bool avr)
+/* Through the bootloader step, done: the device was identified. */
+static void to_bootloader_done(struct build *b, bool avr)
 {
 	done(b, STEP_IDENTIFY, KV(ev_identify));
 	done(b, STEP_VERIFY_IMAGE, KV(ev_image));
@@ -121,6 +121,12 @@ static void to_backup_done(struct build *b, bool avr)
 		done(b, STEP_BOOTLOADER, KV(ev_boot_avr));
 	else
 		done(b, STEP_BOOTLOADER, KV(ev_boot_esp));
+}
+
+/* Through the backup step, done: the device is untouched and writable. */
+static void to_backup_done(struct build *b, bool avr)
+{
+	to_bootloader_done(b, avr);
 	done(b, STEP_BACKUP, KV(ev_backup));
 }
 
@@ -138,10 +144,7 @@ static void make_complete(struct build *b)
 static void make_aborted_backup(struct build *b)
 {
 	start(b, "20240502-100000-uno", "arduino-uno-r3", T0 + 86400);
-	done(b, STEP_IDENTIFY, KV(ev_identify));
-	done(b, STEP_VERIFY_IMAGE, KV(ev_image));
-	done(b, STEP_PREPARE, KV(ev_prepare));
-	done(b, STEP_BOOTLOADER, KV(ev_boot_avr));
+	to_bootloader_done(b, true);
 	apply(b, STEP_EV_START, STEP_BACKUP, NULL, NULL, 0);
 	apply(b, STEP_EV_FAIL, STEP_BACKUP, "no answer to read page 12", NULL, 0);
 	apply(b, STEP_EV_ABORT, STEP_BACKUP, "the board was replaced", NULL, 0);
@@ -184,10 +187,7 @@ static void make_avr_eeprom(struct build *b)
 	};
 
 	start(b, "20240507-100000-nano", "arduino-nano-oldboot", T0 + 6 * 86400);
-	done(b, STEP_IDENTIFY, KV(ev_identify));
-	done(b, STEP_VERIFY_IMAGE, KV(ev_image));
-	done(b, STEP_PREPARE, KV(ev_prepare));
-	done(b, STEP_BOOTLOADER, KV(ev_boot_avr));
+	to_bootloader_done(b, true);
 	done(b, STEP_BACKUP, KV(ev));
 }
 
@@ -200,10 +200,7 @@ static void make_avr_no_eeprom(struct build *b)
 	};
 
 	start(b, "20240508-100000-uno", "arduino-uno-r3", T0 + 7 * 86400);
-	done(b, STEP_IDENTIFY, KV(ev_identify));
-	done(b, STEP_VERIFY_IMAGE, KV(ev_image));
-	done(b, STEP_PREPARE, KV(ev_prepare));
-	done(b, STEP_BOOTLOADER, KV(ev_boot_avr));
+	to_bootloader_done(b, true);
 	done(b, STEP_BACKUP, KV(ev));
 }
 
@@ -434,10 +431,7 @@ static void test_verdict_abort_after_write_is_unsafe(void **state)
 	/* Skipped backup: the verdict says there is none to go back to. */
 	job_init(&b.j);
 	start(&b, "20240506-100000-nobackup", "arduino-uno-r3", T0);
-	done(&b, STEP_IDENTIFY, KV(ev_identify));
-	done(&b, STEP_VERIFY_IMAGE, KV(ev_image));
-	done(&b, STEP_PREPARE, KV(ev_prepare));
-	done(&b, STEP_BOOTLOADER, KV(ev_boot_avr));
+	to_bootloader_done(&b, true);
 	{
 		const struct step_kv consent[] = {{STEP_KEY_BACKUP_CONSENT, "NO BACKUP"}};
 		apply(&b, STEP_EV_SKIP, STEP_BACKUP, "loader cannot read", KV(consent));
