@@ -49,6 +49,7 @@ struct wizard_result {
 	char job_dir[1024];
 	char job_id[64];
 	bool success;                /* all nine steps done and verified */
+	char verdict[512];           /* the report's verdict, when there was a job */
 };
 
 /* Runs a job from start (or where it stopped) to its end or to a stop the

@@ -153,6 +153,9 @@ static int run_wizard(struct cmd_ctx *ctx, struct wiz_opts *o)
 	/* After the screens are gone: what ended the run, on stderr. */
 	if (rc != FW_OK || (res.exit_code != FW_EXIT_OK && e.msg[0]))
 		fprintf(ctx->err, "flashwise: %s\n", e.msg[0] ? e.msg : fw_rc_name(rc));
+	/* The screens leave nothing in the scrollback: the verdict stays. */
+	if (tui && res.verdict[0])
+		fprintf(ctx->err, "flashwise: %s\n", res.verdict);
 	if (res.job_dir[0] && (tui || res.exit_code != FW_EXIT_OK))
 		fprintf(ctx->err, "flashwise: job %s, records in %s\n", res.job_id, res.job_dir);
 	if (rc != FW_OK && !res.job_dir[0])

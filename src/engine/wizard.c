@@ -1963,6 +1963,7 @@ static void finish(struct wiz *w, struct wizard_result *res, int rc, const struc
 		lines[n++] = l3;
 	}
 	res->success = w->job.outcome == JOB_COMPLETE;
+	snprintf(res->verdict, sizeof res->verdict, "%s", verdict);
 	w->current = STEP_NONE;
 	view(w, &v);
 	check_signals(w);

@@ -66,6 +66,8 @@ for s in identify verify-image prepare bootloader backup flash reboot verify doc
 done
 tm_keys demo Enter
 [ "$(tm_rc demo)" = 0 ] && ok "demo: exit 0" || bad "demo: exit 0" "$(cat "$TMP/demo.rc" 2>/dev/null)"
+expect_in "flashwise: complete: firmware written and verified" \
+	"demo: the verdict stays on the terminal after the screens are gone" "$(tm_screen demo)"
 D=$(job_dir)
 [ "$(jget "$D" job outcome)" = complete ] && ok "demo: the journal says complete" ||
 	bad "demo: the journal says complete" "$(cat "$D/journal.ini")"
