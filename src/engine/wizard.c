@@ -1940,9 +1940,10 @@ static int result_code(struct wiz *w, int rc)
 
 static void finish(struct wiz *w, struct wizard_result *res, int rc, const struct fw_err *e)
 {
-	char verdict[512], l0[1200], l1[1200], l2[1200], l3[700];
-	const char *lines[4];
+	char verdict[512], l0[1200], l1[1200], l2[1200], l3[700], l4[1200];
+	const char *lines[5];
 	const char *bp = job_evidence_get(&w->job, STEP_BACKUP, STEP_KEY_BACKUP_PATH);
+	const char *ep = job_evidence_get(&w->job, STEP_BACKUP, WIZ_KEY_EEPROM_PATH);
 	size_t n = 0;
 	struct ui_view v;
 
@@ -1954,6 +1955,10 @@ static void finish(struct wiz *w, struct wizard_result *res, int rc, const struc
 	if (bp) {
 		snprintf(l2, sizeof l2, "backup:  %s", bp);
 		lines[n++] = l2;
+	}
+	if (ep) {
+		snprintf(l4, sizeof l4, "eeprom:  %s", ep);
+		lines[n++] = l4;
 	}
 	if (w->last_msg[0] && w->job.outcome != JOB_COMPLETE) {
 		snprintf(l3, sizeof l3, "last error: %s", w->last_msg);

@@ -317,6 +317,7 @@ grep -q "^eeprom.sha256 = $(sha256sum <"$TMP/ee.bin" | cut -c1-64)\$" "$JD/journ
 	ok "... with its hash in the journal" || bad "... the EEPROM hash in the journal"
 grep -q '"eeprom":{"path":"[^"]*eeprom.bin",' "$JD/report.json" &&
 	ok "... and in the JSON report" || bad "... the EEPROM in the JSON report"
+expect_in "  eeprom:  $JD""eeprom.bin" "... and the end of the run says where it is" "$OUT"
 holds "... and the image is in the flash" "$TMP/img8.bin"
 
 # ---- the wrong baud rate, both ways: bounded, and says so ----
