@@ -55,6 +55,11 @@ int image_copy(struct image *dst, const struct image *src, struct fw_err *e);
 int image_add(struct image *img, uint32_t addr, const void *data, size_t len,
 	      struct fw_err *e);
 
+/* out = the bytes of a at addresses that b does not cover (out is
+ * initialised first; on failure it is left empty). */
+int image_subtract(const struct image *a, const struct image *b, struct image *out,
+		   struct fw_err *e);
+
 /* Iteration: ranges 0 .. image_count()-1 in address order. */
 size_t image_count(const struct image *img);
 const struct image_range *image_range_get(const struct image *img, size_t i);

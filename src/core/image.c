@@ -179,6 +179,36 @@ int image_add(struct image *img, uint32_t addr, const void *data, size_t len,
 	return FW_OK;
 }
 
+int image_subtract(const struct image *a, const struct image *b, struct image *out,
+		   struct fw_err *e)
+{
+	size_t i, k = 0;
+	int rc = FW_OK;
+
+	image_init(out);
+	for (i = 0; i < a->n && rc == FW_OK; i++) {
+		const struct image_range *r = &a->range[i];
+		uint64_t pos = r->addr, end = range_end(r);
+
+		/* b's ranges are sorted: walk them alongside, never back. */
+		while (k < b->n && range_end(&b->range[k]) <= pos)
+			k++;
+		for (size_t j = k; pos < end && rc == FW_OK; j++) {
+			uint64_t cut = j < b->n && b->range[j].addr < end ? b->range[j].addr : end;
+
+			if (cut > pos)
+				rc = image_add(out, (uint32_t)pos, r->data + (pos - r->addr),
+					       (size_t)(cut - pos), e);
+			if (j >= b->n || b->range[j].addr >= end)
+				break;
+			pos = range_end(&b->range[j]);
+		}
+	}
+	if (rc != FW_OK)
+		image_free(out);
+	return rc;
+}
+
 size_t image_count(const struct image *img)
 {
 	return img->n;

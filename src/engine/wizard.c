@@ -1103,6 +1103,36 @@ static int backup_eeprom(struct wiz *w, struct evset *ev, struct fw_err *e)
 	return FW_OK;
 }
 
+/* On AVR the whole application flash is backed up (about 3 s at 115200
+ * on an ATmega328P). PROG_PAGE rewrites a partly covered page with the
+ * chip's own bytes, so everything outside the image keeps its value: with
+ * all of it in the backup a write can prove that (check_outside()), and a
+ * restore puts back exactly what the device held. */
+static bool backup_whole_app(const struct wiz *w)
+{
+	return w->p->family == PROFILE_FAMILY_AVR;
+}
+
+/* Reads [lo, hi) into the backup image and names it in ranges. */
+static int backup_span(struct wiz *w, struct image *bk, struct strbuf *ranges, uint32_t lo,
+		       uint32_t hi, struct fw_err *e)
+{
+	uint32_t len = hi - lo;
+	uint8_t *data = malloc(len);
+	int rc;
+
+	if (!data)
+		return fw_err_set(e, FW_ENOMEM, "out of memory");
+	rc = w->d.ops->read(&w->d, lo, len, data, e);
+	if (rc == FW_OK)
+		rc = image_add(bk, lo, data, len, e);
+	else
+		fw_err_prefix(e, "reading 0x%06X..0x%06X", lo, hi - 1);
+	free(data);
+	strbuf_addf(ranges, "%s0x%06X+0x%X", ranges->len ? " " : "", lo, len);
+	return rc;
+}
+
 static int st_backup(struct wiz *w, struct evset *ev, struct fw_err *e)
 {
 	uint32_t sector = w->p->sector_size ? w->p->sector_size : 4096;
@@ -1134,9 +1164,27 @@ static int st_backup(struct wiz *w, struct evset *ev, struct fw_err *e)
 		return WIZ_SKIPPED;
 	}
 	image_init(&bk);
-	/* Whole erase units around every range, adjacent ones merged: what a
-	 * restore needs to put back everything the write may change. */
-	for (size_t i = 0; i <= image_count(&w->all) && rc == FW_OK; i++) {
+	if (backup_whole_app(w)) {
+		/* Every page outside the protected partitions. */
+		for (uint64_t a = 0; a <= w->p->flash_size && rc == FW_OK; a += sector) {
+			const struct profile_partition *pp = a < w->p->flash_size ?
+				profile_partition_at(w->p, (uint32_t)a) : NULL;
+			bool take = a < w->p->flash_size && !(pp && pp->protect);
+
+			if (take && !have_span) {
+				span_lo = (uint32_t)a;
+				have_span = true;
+			} else if (!take && have_span) {
+				rc = backup_span(w, &bk, &ranges, span_lo, (uint32_t)a, e);
+				have_span = false;
+			}
+		}
+	}
+	/* Otherwise whole erase units around every range, adjacent ones
+	 * merged: what a restore needs to put back everything the write may
+	 * change. */
+	for (size_t i = 0; !backup_whole_app(w) && i <= image_count(&w->all) && rc == FW_OK;
+	     i++) {
 		const struct image_range *rg = i < image_count(&w->all) ?
 			image_range_get(&w->all, i) : NULL;
 		uint32_t lo = rg ? rg->addr - rg->addr % sector : 0;
@@ -1149,22 +1197,8 @@ static int st_backup(struct wiz *w, struct evset *ev, struct fw_err *e)
 				span_hi = hi;
 			continue;
 		}
-		if (have_span) {
-			uint32_t len = (uint32_t)(span_hi - span_lo);
-			uint8_t *data = malloc(len);
-
-			if (!data) {
-				rc = fw_err_set(e, FW_ENOMEM, "out of memory");
-				break;
-			}
-			rc = w->d.ops->read(&w->d, span_lo, len, data, e);
-			if (rc == FW_OK)
-				rc = image_add(&bk, span_lo, data, len, e);
-			else
-				fw_err_prefix(e, "reading 0x%06X..0x%06X", span_lo, span_lo + len - 1);
-			free(data);
-			strbuf_addf(&ranges, "%s0x%06X+0x%X", ranges.len ? " " : "", span_lo, len);
-		}
+		if (have_span)
+			rc = backup_span(w, &bk, &ranges, span_lo, (uint32_t)span_hi, e);
 		span_lo = lo;
 		span_hi = hi;
 		have_span = rg != NULL;
@@ -1256,6 +1290,84 @@ static int flash_consent(struct wiz *w, struct fw_err *e)
 	return FW_OK;
 }
 
+static int load_backup(struct wiz *w, struct image *bk, struct fw_err *e);
+
+/* Names what changed outside the image in whole pages (a misplaced page
+ * may match its old bytes here and there). */
+static int changed_outside(struct wiz *w, const struct device_verify_result *r,
+			   struct fw_err *e)
+{
+	uint32_t unit = w->p->sector_size ? w->p->sector_size : 1, lo = 0, first_lo = 0;
+	uint64_t hi = 0, first_hi = 0;
+	size_t shown = 0;
+
+	for (size_t i = 0; i <= r->nmismatch; i++) {
+		uint32_t a = 0;
+		uint64_t b = 0;
+
+		if (i < r->nmismatch) {
+			a = r->mismatch[i].addr - r->mismatch[i].addr % unit;
+			b = ((uint64_t)r->mismatch[i].addr + r->mismatch[i].len + unit - 1) / unit *
+			    unit;
+			if (i > 0 && a <= hi) {
+				hi = b > hi ? b : hi;
+				continue;
+			}
+		}
+		if (i > 0) {
+			fact(w, UI_FAIL, "changed", "0x%06X..0x%06llX, outside the image", lo,
+			     (unsigned long long)hi - 1);
+			if (shown++ == 0) {
+				first_lo = lo;
+				first_hi = hi;
+			}
+		}
+		lo = a;
+		hi = b;
+	}
+	return fw_err_set(e, FW_EUNSAFE, "flash outside the image changed during the write "
+			  "(0x%06X..0x%06llX%s): a damaged address on the line put a page there; "
+			  "restore the backup, which holds what it held", first_lo,
+			  (unsigned long long)first_hi - 1, shown > 1 ? " and more" : "");
+}
+
+/* STK500v1 has no checksum: a damaged LOAD_ADDRESS puts a page somewhere
+ * else, and the verify of the image then finds the page that was missed
+ * but not the one that was hit. Where the backup holds the whole
+ * application flash, every byte the image does not cover must still hold
+ * what the backup read. Run after a comparison failed, and on every
+ * attempt after the first (the page hit may be from the one before). */
+static int check_outside(struct wiz *w, struct fw_err *e)
+{
+	struct device_verify_result r;
+	struct image bk, out;
+	int rc;
+
+	if (!backup_whole_app(w) ||
+	    !job_evidence_get(&w->job, STEP_BACKUP, STEP_KEY_BACKUP_PATH))
+		return FW_OK;
+	rc = load_backup(w, &bk, e);
+	if (rc != FW_OK)
+		return rc;
+	rc = image_subtract(&bk, &w->all, &out, e);
+	image_free(&bk);
+	if (rc != FW_OK || image_count(&out) == 0) {
+		image_free(&out);
+		return rc;
+	}
+	memset(&r, 0, sizeof r);
+	rc = w->d.ops->verify(&w->d, &out, &r, e);
+	if (rc == FW_OK)
+		fact(w, UI_OK, "outside the image", "%llu bytes still hold the backup's contents",
+		     (unsigned long long)r.bytes_checked);
+	else if (rc == FW_EVERIFY && r.nmismatch)
+		rc = changed_outside(w, &r, e);
+	else
+		fw_err_prefix(e, "comparing the flash outside the image with the backup");
+	image_free(&out);
+	return rc == FW_OK || rc == FW_EUNSAFE ? rc : FW_EUNSAFE;
+}
+
 static int st_flash(struct wiz *w, struct evset *ev, struct fw_err *e)
 {
 	char method[64];
@@ -1265,6 +1377,17 @@ static int st_flash(struct wiz *w, struct evset *ev, struct fw_err *e)
 	if (rc != FW_OK)
 		return rc;
 	rc = write_verified(w, &w->all, method, sizeof method, e);
+	if (rc == FW_EVERIFY ||
+	    (rc == FW_OK && job_step_cget(&w->job, STEP_FLASH)->attempts > 1)) {
+		struct fw_err oe = {0};
+		int orc = check_outside(w, &oe);
+
+		/* What changed outside the image is the worse news. */
+		if (orc != FW_OK) {
+			fw_err_copy(e, &oe);
+			return orc;
+		}
+	}
 	if (rc != FW_OK)
 		return rc;
 	ev_add(ev, WIZ_KEY_FLASH_BYTES, "%zu", image_total(&w->all));
@@ -1504,19 +1627,20 @@ static int st_document(struct wiz *w, struct evset *ev, struct fw_err *e)
 	return FW_OK;
 }
 
-/* Writes the job's backup back and compares it. */
-static int st_restore(struct wiz *w, struct evset *ev, struct fw_err *e)
+/* The job's backup, after its SHA-256 was compared with the journal's
+ * (bk is initialised first; left empty on failure). */
+static int load_backup(struct wiz *w, struct image *bk, struct fw_err *e)
 {
 	const char *path = job_evidence_get(&w->job, STEP_BACKUP, STEP_KEY_BACKUP_PATH);
 	const char *want = job_evidence_get(&w->job, STEP_BACKUP, STEP_KEY_BACKUP_SHA256);
-	char *text = NULL, hex[SHA256_HEX_LEN + 1], method[64];
+	char *text = NULL, hex[SHA256_HEX_LEN + 1];
 	uint8_t d[SHA256_LEN];
 	size_t len = 0;
-	struct image bk;
 	int rc;
 
+	image_init(bk);
 	if (!path || !want)
-		return fw_err_set(e, FW_EGUARD, "the job has no backup to restore");
+		return fw_err_set(e, FW_EGUARD, "the job recorded no backup");
 	rc = atomic_read_file(path, FWFILE_MAX_BYTES * 3u, &text, &len, e);
 	if (rc != FW_OK)
 		return rc;
@@ -1525,12 +1649,26 @@ static int st_restore(struct wiz *w, struct evset *ev, struct fw_err *e)
 	if (strcasecmp(hex, want) != 0) {
 		free(text);
 		return fw_err_set(e, FW_EINTEGRITY, "the backup %s changed since it was stored "
-				  "(sha256 %s, recorded %s): refusing to write it", path, hex, want);
+				  "(sha256 %s, recorded %s): refusing to use it", path, hex, want);
 	}
 	fact(w, UI_OK, "backup", "%s (sha256 matches the journal)", path);
-	image_init(&bk);
-	rc = image_parse_hex(&bk, text, len, e);
+	rc = image_parse_hex(bk, text, len, e);
 	free(text);
+	if (rc != FW_OK)
+		image_free(bk);
+	return rc;
+}
+
+/* Writes the job's backup back and compares it. */
+static int st_restore(struct wiz *w, struct evset *ev, struct fw_err *e)
+{
+	char method[64];
+	struct image bk;
+	int rc;
+
+	if (!job_evidence_get(&w->job, STEP_BACKUP, STEP_KEY_BACKUP_PATH))
+		return fw_err_set(e, FW_EGUARD, "the job has no backup to restore");
+	rc = load_backup(w, &bk, e);
 	if (rc == FW_OK)
 		rc = enter_loader(w, e);
 	if (rc == FW_OK)

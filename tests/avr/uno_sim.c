@@ -64,7 +64,9 @@
  *    faults): drop:RATE, corrupt:RATE (one bit flipped) for both directions,
  *    or drop-rx/drop-tx/corrupt-rx/corrupt-tx for one (rx = towards the
  *    AVR); reset-write:N resets the board (external reset) 2 ms into the
- *    N-th page write since start; that page is left erased.
+ *    N-th page write since start; that page is left erased; misplace:N
+ *    erases and programs the N-th page 8 KB away from its address (Z
+ *    bit 13 flipped), as a damaged LOAD_ADDRESS byte would.
  *
  * Not modelled: EEPROM persistence (simavr keeps EEPROM in memory), RWW
  * reads during a page write, non-8N1 frames, non-standard client rates.
@@ -100,6 +102,7 @@
 #define F_CPU 16000000u
 #define FLASH_SIZE 32768u
 #define PAGE_SIZE 128u
+#define MISPLACE_BIT 0x2000u /* misplace:N moves a page by 8 KB */
 #define NRWW_START 0x7000u
 /* 1 ms reset pulse (the DTR capacitor) + 65 ms start-up (low fuse 0xFF) */
 #define START_CYCLES (66u * (F_CPU / 1000u))
@@ -170,6 +173,9 @@ struct uno {
 	double rate[2][2];
 	long reset_write_n;
 	long page_writes;
+	long misplace_n;          /* misplace:N, the N-th page erase */
+	long page_erases;
+	bool misplacing;          /* until that page's write */
 	bool fault_reset;
 	uint64_t fault_reset_at;
 	uint32_t fault_page;
@@ -493,16 +499,35 @@ static int flash_ioctl_hook(struct avr_io_t *io, uint32_t ctl, void *param)
 	avr_t *avr = io->avr;
 	struct uno *u = avr->custom.data;
 	uint8_t cs = avr->data[u->flash->r_spm];
-	uint32_t z = (uint32_t)avr->data[R_ZL] | ((uint32_t)avr->data[R_ZH] << 8);
-	uint32_t page = (z % FLASH_SIZE) / PAGE_SIZE;
 	bool op = ctl == AVR_IOCTL_FLASH_SPM && (cs & SPMEN_BIT) && (cs & (PGERS_BIT | PGWRT_BIT));
-	bool locked = op && page * PAGE_SIZE >= u->boot_start;
+	bool moved = false;
+	uint32_t z, page;
+	bool locked;
 	uint8_t keep[PAGE_SIZE];
 	int r;
 
+	if (op && (cs & PGERS_BIT) && u->misplace_n > 0 && ++u->page_erases == u->misplace_n)
+		u->misplacing = true;
+	if (op && u->misplacing) {
+		/* Only the SPM sees the other address; the bootloader's own
+		 * registers are put back after it. */
+		avr->data[R_ZH] ^= MISPLACE_BIT >> 8;
+		moved = true;
+	}
+	z = (uint32_t)avr->data[R_ZL] | ((uint32_t)avr->data[R_ZH] << 8);
+	page = (z % FLASH_SIZE) / PAGE_SIZE;
+	locked = op && page * PAGE_SIZE >= u->boot_start;
 	if (locked)
 		memcpy(keep, avr->flash + page * PAGE_SIZE, PAGE_SIZE);
 	r = u->flash_ioctl(io, ctl, param);
+	if (moved) {
+		avr->data[R_ZH] ^= MISPLACE_BIT >> 8;
+		note(u, "fault: page 0x%04x %s at 0x%04x instead", (unsigned)((z ^ MISPLACE_BIT) &
+		     ~(PAGE_SIZE - 1)), cs & PGERS_BIT ? "erased" : "programmed",
+		     (unsigned)(page * PAGE_SIZE));
+		if (cs & PGWRT_BIT)
+			u->misplacing = false;
+	}
 	if (!op)
 		return r;
 	if (locked) {
@@ -1117,6 +1142,16 @@ static int parse_fault(struct uno *u, const char *v)
 	size_t nl = colon ? (size_t)(colon - v) : strlen(v);
 	char *end;
 
+	if (nl == 8 && !strncmp(v, "misplace", 8)) {
+		long n = colon ? strtol(colon + 1, &end, 10) : 0;
+
+		if (!colon || *end || end == colon + 1 || n < 1) {
+			fprintf(stderr, "uno-sim: --fault misplace:N needs N >= 1\n");
+			return -1;
+		}
+		u->misplace_n = n;
+		return 0;
+	}
 	if (nl == 11 && !strncmp(v, "reset-write", 11)) {
 		long n = colon ? strtol(colon + 1, &end, 10) : 1;
 
@@ -1148,7 +1183,7 @@ static int parse_fault(struct uno *u, const char *v)
 		return 0;
 	}
 	fprintf(stderr, "uno-sim: unknown fault '%s' (drop, corrupt, drop-rx, drop-tx, "
-			"corrupt-rx, corrupt-tx with :RATE, or reset-write:N)\n", v);
+			"corrupt-rx, corrupt-tx with :RATE, reset-write:N or misplace:N)\n", v);
 	return -1;
 }
 
@@ -1158,7 +1193,8 @@ static void usage(FILE *f)
 	      "               [--lines FILE] [--boot-on-open] [--seed N] [--fault SPEC]...\n"
 	      "               [--exit-on-stdin-eof] [--verbose]\n"
 	      "faults: drop:RATE, corrupt:RATE (both directions), drop-rx, drop-tx,\n"
-	      "        corrupt-rx, corrupt-tx (rx = towards the AVR), reset-write:N\n",
+	      "        corrupt-rx, corrupt-tx (rx = towards the AVR), reset-write:N,\n"
+	      "        misplace:N\n",
 	      f);
 }
 

@@ -265,6 +265,41 @@ grep -q '^eeprom.note = not backed up: Optiboot 4.4 cannot read the EEPROM' "$JD
 	bad "... the journal says why the EEPROM was not backed up" "$(grep eeprom "$JD/journal.ini")"
 uno_stop
 
+# ---- a page written to the wrong address: found outside the image ----
+
+# STK500v1 has no checksum, so a damaged LOAD_ADDRESS byte makes Optiboot
+# program a page somewhere else. The board misplaces the 5th page 8 KB up
+# (0x0200 -> 0x2200): the verify finds 0x0200 unwritten, the comparison of
+# the rest with the whole-application backup finds 0x2200, the job stops
+# unsafe, and the restore puts back exactly what the board held.
+random_flash "$TMP/bent.flash" bent-before
+uno_start bent "$OPTIBOOT" --lines --fault misplace:5 || exit 1
+cp "$UNO_FLASH" "$TMP/bent.before"
+fwu 120 run --yes --profile "$UNO" --firmware "$TMP/img8.hex" --state-dir "$TMP/jobsbent"
+[ "$RC" -eq 10 ] && ok "a misplaced page: run --yes ends unsafe, exit 10 (${MS} ms)" ||
+	bad "a misplaced page: exit 10 (exit $RC)" "$OUT$ERR"
+expect_in "fault: page 0x0200 programmed at 0x2200 instead" "... the board did misplace page 0x0200" \
+	"$(cat "$UNO_ERR")"
+expect_in "changed: 0x002200..0x00227F, outside the image" "... the page it hit is named" "$OUT"
+expect_in "restore the backup" "... and the way back is said" "$OUT$ERR"
+JD=$(ls -1d "$TMP"/jobsbent/*/ | head -n 1)
+grep -q '^backup.ranges = 0x000000+0x7E00$' "$JD/journal.ini" &&
+	ok "... the backup held the whole application flash" ||
+	bad "... the backup held the whole application flash" "$(grep backup "$JD/journal.ini")"
+# Writing again mends 0x0200, but the page hit is still found.
+fwu 120 resume --yes "$(basename "$JD")" --state-dir "$TMP/jobsbent"
+[ "$RC" -eq 10 ] && ok "resume: the image verifies now, yet the job stays unsafe (exit 10)" ||
+	bad "resume after the misplaced page: exit 10 (exit $RC)" "$OUT$ERR"
+expect_in "changed: 0x002200..0x00227F, outside the image" "... 0x2200 is found again" "$OUT"
+fwu 120 restore --yes "$(basename "$JD")" --state-dir "$TMP/jobsbent"
+[ "$RC" -eq 1 ] && ok "restore: the backup written back and verified (exit 1: the job failed)" ||
+	bad "restore after the misplaced page (exit $RC)" "$OUT$ERR"
+flash_part 0 $((0x7E00)) | cmp -s - <(flash_part 0 $((0x7E00)) "$TMP/bent.before") &&
+	ok "... the application flash is again exactly what it was, 0x2200 too" ||
+	bad "... the application flash is what it was" \
+		"$(flash_part 0 $((0x7E00)) | cmp -l - <(flash_part 0 $((0x7E00)) "$TMP/bent.before") | head -3)"
+uno_stop
+
 # ---- ATmegaBOOT at 57600 ----
 
 random_flash "$TMP/old.flash" old-before

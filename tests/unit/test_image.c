@@ -154,6 +154,51 @@ static void test_flatten_and_gaps(void **state)
 	image_free(&img);
 }
 
+static void test_subtract(void **state)
+{
+	struct image a = IMAGE_INIT, b = IMAGE_INIT, out;
+	uint8_t d[0x100];
+	const struct image_range *r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof d; i++)
+		d[i] = (uint8_t)i;
+	assert_int_equal(image_add(&a, 0x000, d, 0x100, NULL), FW_OK);
+	assert_int_equal(image_add(&a, 0x200, d, 0x80, NULL), FW_OK);
+	/* nothing to take away: a copy */
+	assert_int_equal(image_subtract(&a, &b, &out, NULL), FW_OK);
+	assert_int_equal(image_count(&out), 2);
+	assert_int_equal(image_total(&out), 0x180);
+	image_free(&out);
+	/* a hole inside the first range, one across the gap into the second */
+	assert_int_equal(image_add(&b, 0x010, d, 0x10, NULL), FW_OK);
+	assert_int_equal(image_add(&b, 0x080, d, 0x1A0, NULL), FW_OK);
+	assert_int_equal(image_subtract(&a, &b, &out, NULL), FW_OK);
+	assert_int_equal(image_count(&out), 3);
+	r = image_range_get(&out, 0);
+	assert_int_equal(r->addr, 0x000);
+	assert_int_equal(r->len, 0x10);
+	r = image_range_get(&out, 1);
+	assert_int_equal(r->addr, 0x020);
+	assert_int_equal(r->len, 0x60);
+	assert_int_equal(r->data[0], 0x20);
+	r = image_range_get(&out, 2);
+	assert_int_equal(r->addr, 0x220);
+	assert_int_equal(r->len, 0x60);
+	assert_int_equal(r->data[0], 0x20); /* the second range's own bytes */
+	image_free(&out);
+	image_free(&b);
+	/* covered whole, starting before and ending after: nothing left */
+	assert_int_equal(image_add(&b, 0x000, d, 0x100, NULL), FW_OK);
+	assert_int_equal(image_add(&b, 0x1F0, d, 0xA0, NULL), FW_OK);
+	assert_int_equal(image_subtract(&a, &b, &out, NULL), FW_OK);
+	assert_int_equal(image_count(&out), 0);
+	image_free(&out);
+	image_free(&b);
+	image_free(&a);
+}
+
 static void test_copy_is_deep(void **state)
 {
 	struct image img = IMAGE_INIT, cp;
@@ -262,6 +307,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_add_sorted_and_lookup),
+		cmocka_unit_test(test_subtract),
 		cmocka_unit_test(test_adjacent_ranges_merge),
 		cmocka_unit_test(test_overlap_rejected_naming_both),
 		cmocka_unit_test(test_range_limits),
