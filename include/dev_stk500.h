@@ -40,9 +40,11 @@ struct dev_stk500_options {
 	unsigned timeout_ms;       /* the shortest wait for a reply (default
 	                            * 500, plus the reply's time on the line) */
 	unsigned recoveries;       /* recoveries one read, write or verify may
-	                            * use after a lost reply: a GET_SYNC resync
-	                            * while the bootloader still listens, else
-	                            * a reset + resync (default 3) */
+	                            * use in a row after lost replies, without
+	                            * a chunk read or a page written between
+	                            * them, and 4 times that in all: a GET_SYNC
+	                            * resync while the bootloader still listens,
+	                            * else a reset + resync (default 3) */
 	unsigned read_chunk;       /* bytes per READ_PAGE; 0 = the largest the
 	                            * bootloader answers (256 on Optiboot,
 	                            * 1024 on ATmegaBOOT) */

@@ -119,4 +119,9 @@ struct device {
 int device_match(const struct profile *p, const struct device_identity *id,
 		 struct fw_err *e);
 
+/* Widens every range of r to whole units (pages, sectors) and merges the
+ * ones that then touch: what changed, in the units a write works in (a
+ * misplaced page may match its old bytes here and there). Pure. */
+void device_verify_widen(struct device_verify_result *r, uint32_t unit);
+
 #endif

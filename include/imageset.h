@@ -66,6 +66,20 @@ int imageset_check(const struct profile *p, const struct imageset_item *items, s
 int imageset_patch(const struct profile *p, struct image *img, struct esp_image_patch *what,
 		   struct fw_err *e);
 
+/* What a backup before writing img reads: on AVR (the erase unit is the
+ * page, and PROG_PAGE keeps a partly covered page's other bytes) every
+ * page outside the protected partitions, so that everything the image does
+ * not cover can be proven unchanged afterwards; elsewhere the whole erase
+ * units img touches, adjacent ones merged. *out is malloc'd (free it),
+ * sorted, never empty for a non-empty img. */
+struct imageset_span {
+	uint32_t addr;
+	uint32_t len;
+};
+bool imageset_backup_is_whole(const struct profile *p);
+int imageset_backup_spans(const struct profile *p, const struct image *img,
+			  struct imageset_span **out, size_t *n, struct fw_err *e);
+
 const char *imageset_level_name(enum imageset_level l);
 /* One line per verdict ("ok: ...", "warning: ...", "error: ..."), then a
  * summary line. */

@@ -487,39 +487,72 @@ static int prepare_images(struct cmd_ctx *ctx, const struct dev_opts *o, int arg
 	return rc;
 }
 
-/* Reads every sector the image will touch and stores it, so the write can
- * be undone: <dir>/backup-<chip>-<addr>.bin with a sha256 sidecar. */
-static int backup_before_write(struct session *s, const struct image *all, const char *dir)
+/* Reads what the write may change (imageset_backup_spans: the sectors the
+ * image touches; on AVR the whole application flash) and stores it, so the
+ * write can be undone: <dir>/backup-<chip>-<addr>.bin with a sha256
+ * sidecar. bk gets the same bytes, for the check after the write. */
+static int backup_before_write(struct session *s, const struct image *all, const char *dir,
+			       struct image *bk)
 {
-	uint32_t sector = s->p->sector_size ? s->p->sector_size : 4096;
 	char path[1024], hex[SHA256_HEX_LEN + 1];
-	size_t i;
+	struct imageset_span *spans = NULL;
+	struct fw_err e = {0};
+	size_t i, n = 0;
 	int rc;
 
-	for (i = 0; i < image_count(all); i++) {
-		const struct image_range *rg = image_range_get(all, i);
-		uint32_t start = rg->addr - rg->addr % sector;
-		uint64_t end = ((uint64_t)rg->addr + rg->len + sector - 1) / sector * sector;
+	if (imageset_backup_spans(s->p, all, &spans, &n, &e) != FW_OK)
+		return cmd_fail(s->ctx, FW_EXIT_INTERNAL, "%s", e.msg);
+	rc = FW_EXIT_OK;
+	for (i = 0; i < n && rc == FW_EXIT_OK; i++) {
 		uint8_t *data = NULL;
 
-		if (end > s->p->flash_size)
-			end = s->p->flash_size;
-		rc = read_region(s, start, (uint32_t)(end - start), &data);
+		rc = read_region(s, spans[i].addr, spans[i].len, &data);
 		if (rc != FW_EXIT_OK)
-			return rc;
-		snprintf(path, sizeof path, "%s/backup-%s-0x%06X.bin", dir, s->p->id, start);
-		rc = store_backup(s->ctx, path, data, (size_t)(end - start), hex);
+			break;
+		snprintf(path, sizeof path, "%s/backup-%s-0x%06X.bin", dir, s->p->id, spans[i].addr);
+		rc = store_backup(s->ctx, path, data, spans[i].len, hex);
+		if (rc == FW_EXIT_OK && image_add(bk, spans[i].addr, data, spans[i].len, &e) != FW_OK)
+			rc = cmd_fail(s->ctx, FW_EXIT_INTERNAL, "%s", e.msg);
 		free(data);
-		if (rc != FW_EXIT_OK)
-			return rc;
-		fprintf(s->ctx->out, "backup: %s (sha256 %s)\n", path, hex);
+		if (rc == FW_EXIT_OK)
+			fprintf(s->ctx->out, "backup: %s (sha256 %s)\n", path, hex);
 	}
-	return FW_EXIT_OK;
+	free(spans);
+	return rc;
+}
+
+/* After a failed comparison where the backup holds the whole application
+ * flash (AVR): a damaged STK500v1 address puts a page elsewhere, so
+ * everything the image does not cover must still hold what the backup
+ * read. Says what changed; true when something did. */
+static bool changed_outside(struct session *s, const struct image *all, const struct image *bk)
+{
+	struct device_verify_result r;
+	struct fw_err e = {0};
+	struct image out;
+	bool changed = false;
+
+	if (!bk || image_count(bk) == 0 || !imageset_backup_is_whole(s->p) ||
+	    image_subtract(bk, all, &out, &e) != FW_OK)
+		return false;
+	memset(&r, 0, sizeof r);
+	if (image_count(&out) > 0 && s->d.ops->verify(&s->d, &out, &r, &e) == FW_EVERIFY) {
+		device_verify_widen(&r, s->p->sector_size);
+		for (size_t i = 0; i < r.nmismatch; i++)
+			fprintf(s->ctx->err, "  changed outside the image: 0x%06X..0x%06X\n",
+				r.mismatch[i].addr, r.mismatch[i].addr + r.mismatch[i].len - 1);
+		changed = r.nmismatch > 0;
+	}
+	progress_end(&s->prog);
+	image_free(&out);
+	return changed;
 }
 
 /* after_write: the flash was just written, so a verification that fails
- * or cannot finish (timeout, lost device) leaves it unproven: exit 10. */
-static int verify_against(struct session *s, const struct image *all, bool after_write)
+ * or cannot finish (timeout, lost device) leaves it unproven: exit 10; bk
+ * is the backup read before it (or NULL). */
+static int verify_against(struct session *s, const struct image *all, bool after_write,
+			  const struct image *bk)
 {
 	struct device_verify_result r;
 	struct fw_err e = {0};
@@ -537,6 +570,10 @@ static int verify_against(struct session *s, const struct image *all, bool after
 	for (i = 0; i < r.nmismatch; i++)
 		fprintf(s->ctx->err, "  differs: 0x%06X..0x%06X\n", r.mismatch[i].addr,
 			r.mismatch[i].addr + r.mismatch[i].len - 1);
+	if (after_write && rc == FW_EVERIFY && changed_outside(s, all, bk))
+		return cmd_fail(s->ctx, FW_EXIT_UNSAFE, "written but the verification failed, and "
+				"flash outside the image changed too (a damaged address on the line "
+				"put a page there): write the backup back, which holds what it held");
 	if (after_write)
 		return cmd_fail(s->ctx, FW_EXIT_UNSAFE, "written but the verification failed: %s; "
 				"the device may be in an unsafe state: write again, or write the "
@@ -621,7 +658,7 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 	struct dev_opts o = {0};
 	struct session s;
 	struct fwfile files[MAX_FILES];
-	struct image all;
+	struct image all, bk;
 	struct fw_err e = {0};
 	size_t nfiles = 0, i;
 	bool opened = false;
@@ -629,6 +666,7 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 
 	clk.start = transport_now_ns();
 	image_init(&all);
+	image_init(&bk);
 	rc = parse_opts(self, ctx, argc, argv, &o);
 	if (rc != FW_EXIT_OK)
 		return rc;
@@ -649,7 +687,7 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 	}
 	if (s.caps.can_read) {
 		phase_begin(&clk);
-		rc = backup_before_write(&s, &all, o.backup_dir ? o.backup_dir : ".");
+		rc = backup_before_write(&s, &all, o.backup_dir ? o.backup_dir : ".", &bk);
 		phase_end(&clk, PH_BACKUP);
 		if (rc != FW_EXIT_OK)
 			goto out;
@@ -677,7 +715,7 @@ static int write_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int arg
 		only_changed_report(&s);
 	if (s.caps.can_hash || s.caps.can_read) {
 		phase_begin(&clk);
-		rc = verify_against(&s, &all, true);
+		rc = verify_against(&s, &all, true, &bk);
 		phase_end(&clk, PH_VERIFY);
 	} else {
 		rc = cmd_fail(ctx, FW_EXIT_UNSAFE, "written but NOT verified: %s", s.caps.why_not);
@@ -693,6 +731,7 @@ out:
 	for (i = 0; i < nfiles; i++)
 		fwfile_free(&files[i]);
 	image_free(&all);
+	image_free(&bk);
 	return rc;
 }
 
@@ -723,7 +762,7 @@ static int verify_exec(const struct cmd_entry *self, struct cmd_ctx *ctx, int ar
 			      s.caps.why_not);
 		goto out;
 	}
-	rc = verify_against(&s, &all, false);
+	rc = verify_against(&s, &all, false, NULL);
 out:
 	if (opened)
 		session_close(&s, true);

@@ -48,3 +48,30 @@ int device_match(const struct profile *p, const struct device_identity *id,
 	}
 	return FW_OK;
 }
+
+void device_verify_widen(struct device_verify_result *r, uint32_t unit)
+{
+	size_t n = 0;
+
+	if (unit == 0)
+		unit = 1;
+	for (size_t i = 0; i < r->nmismatch; i++) {
+		uint32_t a = r->mismatch[i].addr - r->mismatch[i].addr % unit;
+		uint64_t b = ((uint64_t)r->mismatch[i].addr + r->mismatch[i].len + unit - 1) / unit *
+			     unit;
+
+		if (b > 0x100000000ull)
+			b = 0x100000000ull;
+		if (n > 0 && a <= (uint64_t)r->mismatch[n - 1].addr + r->mismatch[n - 1].len) {
+			uint64_t end = (uint64_t)r->mismatch[n - 1].addr + r->mismatch[n - 1].len;
+
+			if (b > end)
+				r->mismatch[n - 1].len = (uint32_t)(b - r->mismatch[n - 1].addr);
+			continue;
+		}
+		r->mismatch[n].addr = a;
+		r->mismatch[n].len = (uint32_t)(b - a);
+		n++;
+	}
+	r->nmismatch = n;
+}

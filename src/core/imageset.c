@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct ctx {
@@ -469,4 +470,70 @@ void imageset_format(const struct imageset_report *r, struct strbuf *out)
 	if (r->npatch)
 		strbuf_addf(out, ", %zu header%s to patch", r->npatch, r->npatch == 1 ? "" : "s");
 	strbuf_adds(out, "\n");
+}
+
+bool imageset_backup_is_whole(const struct profile *p)
+{
+	return p->family == PROFILE_FAMILY_AVR;
+}
+
+static int span_add(struct imageset_span **v, size_t *n, size_t *cap, uint32_t lo,
+		    uint64_t hi, struct fw_err *e)
+{
+	if (*n > 0 && (*v)[*n - 1].addr + (uint64_t)(*v)[*n - 1].len >= lo) {
+		struct imageset_span *last = &(*v)[*n - 1];
+
+		if (hi > (uint64_t)last->addr + last->len)
+			last->len = (uint32_t)(hi - last->addr);
+		return FW_OK;
+	}
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		struct imageset_span *nv = realloc(*v, nc * sizeof *nv);
+
+		if (!nv)
+			return fw_err_set(e, FW_ENOMEM, "out of memory planning the backup");
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[*n].addr = lo;
+	(*v)[*n].len = (uint32_t)(hi - lo);
+	(*n)++;
+	return FW_OK;
+}
+
+int imageset_backup_spans(const struct profile *p, const struct image *img,
+			  struct imageset_span **out, size_t *n, struct fw_err *e)
+{
+	uint32_t unit = p->sector_size ? p->sector_size : 4096;
+	size_t cap = 0;
+	int rc = FW_OK;
+
+	*out = NULL;
+	*n = 0;
+	if (imageset_backup_is_whole(p)) {
+		for (uint64_t a = 0; a < p->flash_size && rc == FW_OK; a += unit) {
+			const struct profile_partition *pp = profile_partition_at(p, (uint32_t)a);
+
+			if (!(pp && pp->protect))
+				rc = span_add(out, n, &cap, (uint32_t)a, a + unit, e);
+		}
+	} else {
+		for (size_t i = 0; i < image_count(img) && rc == FW_OK; i++) {
+			const struct image_range *rg = image_range_get(img, i);
+			uint32_t lo = rg->addr - rg->addr % unit;
+			uint64_t hi = ((uint64_t)rg->addr + rg->len + unit - 1) / unit * unit;
+
+			if (hi > p->flash_size)
+				hi = p->flash_size;
+			if (lo < hi)
+				rc = span_add(out, n, &cap, lo, hi, e);
+		}
+	}
+	if (rc != FW_OK) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
 }

@@ -49,6 +49,8 @@
 #define EEPROM_BYTE_MS   4u    /* EEPROM writes 3.3 ms per byte */
 #define WRITE_TIMEOUT_MS 2000u
 #define NOISE_KEEP       64u
+#define RECOVERY_ALL     4u    /* an operation's recoveries in all: this
+                                * many times the ones allowed in a row */
 
 enum stk_fail {
 	FAIL_NONE,
@@ -907,9 +909,24 @@ static bool resync(struct device *d)
 	return memcmp(sig, x->sig, 3) == 0;
 }
 
+/* Recoveries one read, write or verify may spend: opt.recoveries in a row
+ * without progress (a chunk read, a page written), and RECOVERY_ALL times
+ * that in all. Losses scattered over a long transfer are outlived; a line
+ * that keeps failing still ends the operation in bounded time. */
+struct budget {
+	unsigned row;
+	unsigned total;
+};
+
+static void budget_init(const struct stk_dev *x, struct budget *b)
+{
+	b->row = x->opt.recoveries;
+	b->total = x->opt.recoveries * RECOVERY_ALL;
+}
+
 /* Spends one recovery of the operation's budget, or says why not: a
  * resync where the bootloader still listens, else a reset. */
-static int spend_recovery(struct device *d, int rc, const struct fw_err *le, unsigned *budget,
+static int spend_recovery(struct device *d, int rc, const struct fw_err *le, struct budget *b,
 			  const char *what, struct fw_err *e)
 {
 	struct stk_dev *x = d->priv;
@@ -918,13 +935,15 @@ static int spend_recovery(struct device *d, int rc, const struct fw_err *le, uns
 		fw_err_copy(e, le);
 		return rc;
 	}
-	if (*budget == 0) {
+	if (b->row == 0 || b->total == 0) {
 		fw_err_copy(e, le);
-		fw_err_prefix(e, "%s: gave up after %u recoveries (resync or reset)", what,
-			      x->opt.recoveries);
+		fw_err_prefix(e, "%s: gave up after %u recoveries (resync or reset)%s", what,
+			      b->row == 0 ? x->opt.recoveries : x->opt.recoveries * RECOVERY_ALL,
+			      b->row == 0 ? " in a row" : " in this operation");
 		return rc;
 	}
-	(*budget)--;
+	b->row--;
+	b->total--;
 	x->stats.recoveries++;
 	device_logf(d, "%s: %s", what, le->msg);
 	if (resync(d)) {
@@ -950,7 +969,7 @@ static bool continues_read(const struct stk_dev *x, uint8_t mem, uint32_t addr, 
 /* READ_PAGE of n bytes at addr (even) into buf, with a resync or reset
  * after a lost or damaged reply (reading twice changes nothing). */
 static int read_mem(struct device *d, uint8_t mem, uint32_t addr, size_t n, uint8_t *buf,
-		    unsigned *budget, struct fw_err *e)
+		    struct budget *budget, struct fw_err *e)
 {
 	struct stk_dev *x = d->priv;
 	struct stk500_cmd c[2];
@@ -974,6 +993,7 @@ static int read_mem(struct device *d, uint8_t mem, uint32_t addr, size_t n, uint
 				x->rd_valid = true;
 				x->rd_next = addr + (uint32_t)n;
 			}
+			budget->row = x->opt.recoveries;
 			return FW_OK;
 		}
 		if ((rc = spend_recovery(d, rc, &le, budget, what, e)) != FW_OK)
@@ -995,7 +1015,7 @@ static size_t read_chunk(const struct stk_dev *x)
 /* Reads [start, end) (even, within flash) into out and records what the
  * whole pages in it hold (known_as); KNOWN_READ also reports progress. */
 static int read_flash(struct device *d, uint32_t start, uint32_t end, uint8_t *out,
-		      int known_as, unsigned *budget, struct fw_err *e)
+		      int known_as, struct budget *budget, struct fw_err *e)
 {
 	struct stk_dev *x = d->priv;
 	size_t chunk = read_chunk(x);
@@ -1025,7 +1045,7 @@ static int stk_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
 {
 	struct stk_dev *x = d->priv;
 	uint32_t start, end;
-	unsigned budget;
+	struct budget budget;
 	uint8_t *buf;
 	int rc;
 
@@ -1045,7 +1065,7 @@ static int stk_read(struct device *d, uint32_t addr, uint32_t len, uint8_t *out,
 	buf = malloc(end - start);
 	if (!buf)
 		return fw_err_set(e, FW_ENOMEM, "out of memory reading the flash");
-	budget = x->opt.recoveries;
+	budget_init(x, &budget);
 	rc = read_flash(d, start, end, buf, KNOWN_READ, &budget, e);
 	if (rc == FW_OK)
 		memcpy(out, buf + (addr - start), len);
@@ -1106,7 +1126,7 @@ static bool may_skip(const struct stk_dev *x, uint32_t page_addr, const uint8_t 
 /* LOAD_ADDRESS + PROG_PAGE for one page; after a lost or damaged reply
  * the board is reset and the same page is written again (the bootloader
  * may have erased it already), never the pages before it. */
-static int write_page(struct device *d, uint32_t addr, const uint8_t *content, unsigned *budget,
+static int write_page(struct device *d, uint32_t addr, const uint8_t *content, struct budget *budget,
 		      struct fw_err *e)
 {
 	struct stk_dev *x = d->priv;
@@ -1129,6 +1149,7 @@ static int write_page(struct device *d, uint32_t addr, const uint8_t *content, u
 		if (rc == FW_OK) {
 			if (again)
 				x->stats.pages_rewritten++;
+			budget->row = x->opt.recoveries;
 			return FW_OK;
 		}
 		if ((rc = spend_recovery(d, rc, &le, budget, what, e)) != FW_OK)
@@ -1142,7 +1163,7 @@ static int stk_write(struct device *d, const struct image *img, struct fw_err *e
 	struct stk_dev *x = d->priv;
 	struct stk500_plan plan;
 	uint8_t content[STK500_PAGE_MAX], current[STK500_PAGE_MAX];
-	unsigned budget;
+	struct budget budget;
 	size_t i;
 	int rc;
 
@@ -1155,7 +1176,7 @@ static int stk_write(struct device *d, const struct image *img, struct fw_err *e
 	if ((rc = stk500_plan_pages(d->p, img, &plan, e)) != FW_OK)
 		return rc;
 	memset(&x->stats, 0, sizeof x->stats);
-	budget = x->opt.recoveries;
+	budget_init(x, &budget);
 	if ((rc = ensure_session(d, "writing", e)) != FW_OK)
 		goto out;
 	for (i = 0; i < plan.n; i++) {
@@ -1244,7 +1265,7 @@ static int stk_verify(struct device *d, const struct image *img,
 	struct stk_dev *x = d->priv;
 	uint64_t total, done = 0, bad = 0;
 	uint32_t ps;
-	unsigned budget;
+	struct budget budget;
 	uint8_t *buf;
 	size_t i;
 	int rc;
@@ -1266,7 +1287,7 @@ static int stk_verify(struct device *d, const struct image *img,
 	if (!buf)
 		return fw_err_set(e, FW_ENOMEM, "out of memory verifying");
 	ps = x->page_size;
-	budget = x->opt.recoveries;
+	budget_init(x, &budget);
 	total = image_total(img);
 	/* Whole pages around each range: a partly covered page is read in
 	 * full, so the next write knows all of it. */
@@ -1384,7 +1405,7 @@ int dev_stk500_eeprom_read(struct device *d, uint32_t addr, uint32_t len, uint8_
 			   struct fw_err *e)
 {
 	struct stk_dev *x;
-	unsigned budget;
+	struct budget budget;
 	uint32_t off = 0;
 	int rc;
 
@@ -1393,7 +1414,7 @@ int dev_stk500_eeprom_read(struct device *d, uint32_t addr, uint32_t len, uint8_
 	x = d->priv;
 	if ((rc = eeprom_check(d, addr, len, 0xFFFFu, "read", e)) != FW_OK)
 		return rc;
-	budget = x->opt.recoveries;
+	budget_init(x, &budget);
 	while (off < len) {
 		uint32_t n = len - off < 256u ? len - off : 256u;
 

@@ -1103,16 +1103,6 @@ static int backup_eeprom(struct wiz *w, struct evset *ev, struct fw_err *e)
 	return FW_OK;
 }
 
-/* On AVR the whole application flash is backed up (about 3 s at 115200
- * on an ATmega328P). PROG_PAGE rewrites a partly covered page with the
- * chip's own bytes, so everything outside the image keeps its value: with
- * all of it in the backup a write can prove that (check_outside()), and a
- * restore puts back exactly what the device held. */
-static bool backup_whole_app(const struct wiz *w)
-{
-	return w->p->family == PROFILE_FAMILY_AVR;
-}
-
 /* Reads [lo, hi) into the backup image and names it in ranges. */
 static int backup_span(struct wiz *w, struct image *bk, struct strbuf *ranges, uint32_t lo,
 		       uint32_t hi, struct fw_err *e)
@@ -1135,13 +1125,11 @@ static int backup_span(struct wiz *w, struct image *bk, struct strbuf *ranges, u
 
 static int st_backup(struct wiz *w, struct evset *ev, struct fw_err *e)
 {
-	uint32_t sector = w->p->sector_size ? w->p->sector_size : 4096;
 	struct image bk;
 	struct strbuf hex = STRBUF_INIT, ranges = STRBUF_INIT;
 	char path[JOBSTORE_PATH_MAX + 64], digest[SHA256_HEX_LEN + 1];
-	uint32_t span_lo = 0;
-	uint64_t span_hi = 0;
-	bool have_span = false;
+	struct imageset_span *spans = NULL;
+	size_t nspans = 0;
 	int rc;
 
 	rc = enter_loader(w, e);
@@ -1164,45 +1152,10 @@ static int st_backup(struct wiz *w, struct evset *ev, struct fw_err *e)
 		return WIZ_SKIPPED;
 	}
 	image_init(&bk);
-	if (backup_whole_app(w)) {
-		/* Every page outside the protected partitions. */
-		for (uint64_t a = 0; a <= w->p->flash_size && rc == FW_OK; a += sector) {
-			const struct profile_partition *pp = a < w->p->flash_size ?
-				profile_partition_at(w->p, (uint32_t)a) : NULL;
-			bool take = a < w->p->flash_size && !(pp && pp->protect);
-
-			if (take && !have_span) {
-				span_lo = (uint32_t)a;
-				have_span = true;
-			} else if (!take && have_span) {
-				rc = backup_span(w, &bk, &ranges, span_lo, (uint32_t)a, e);
-				have_span = false;
-			}
-		}
-	}
-	/* Otherwise whole erase units around every range, adjacent ones
-	 * merged: what a restore needs to put back everything the write may
-	 * change. */
-	for (size_t i = 0; !backup_whole_app(w) && i <= image_count(&w->all) && rc == FW_OK;
-	     i++) {
-		const struct image_range *rg = i < image_count(&w->all) ?
-			image_range_get(&w->all, i) : NULL;
-		uint32_t lo = rg ? rg->addr - rg->addr % sector : 0;
-		uint64_t hi = rg ? ((uint64_t)rg->addr + rg->len + sector - 1) / sector * sector : 0;
-
-		if (rg && hi > w->p->flash_size)
-			hi = w->p->flash_size;
-		if (rg && have_span && lo <= span_hi) {
-			if (hi > span_hi)
-				span_hi = hi;
-			continue;
-		}
-		if (have_span)
-			rc = backup_span(w, &bk, &ranges, span_lo, (uint32_t)span_hi, e);
-		span_lo = lo;
-		span_hi = hi;
-		have_span = rg != NULL;
-	}
+	rc = imageset_backup_spans(w->p, &w->all, &spans, &nspans, e);
+	for (size_t i = 0; i < nspans && rc == FW_OK; i++)
+		rc = backup_span(w, &bk, &ranges, spans[i].addr, spans[i].addr + spans[i].len, e);
+	free(spans);
 	if (rc == FW_OK) {
 		image_format_hex(&bk, &hex);
 		rc = strbuf_failed(&hex) || strbuf_failed(&ranges) ?
@@ -1292,43 +1245,18 @@ static int flash_consent(struct wiz *w, struct fw_err *e)
 
 static int load_backup(struct wiz *w, struct image *bk, struct fw_err *e);
 
-/* Names what changed outside the image in whole pages (a misplaced page
- * may match its old bytes here and there). */
-static int changed_outside(struct wiz *w, const struct device_verify_result *r,
-			   struct fw_err *e)
+/* Names what changed outside the image, in whole pages. */
+static int changed_outside(struct wiz *w, struct device_verify_result *r, struct fw_err *e)
 {
-	uint32_t unit = w->p->sector_size ? w->p->sector_size : 1, lo = 0, first_lo = 0;
-	uint64_t hi = 0, first_hi = 0;
-	size_t shown = 0;
-
-	for (size_t i = 0; i <= r->nmismatch; i++) {
-		uint32_t a = 0;
-		uint64_t b = 0;
-
-		if (i < r->nmismatch) {
-			a = r->mismatch[i].addr - r->mismatch[i].addr % unit;
-			b = ((uint64_t)r->mismatch[i].addr + r->mismatch[i].len + unit - 1) / unit *
-			    unit;
-			if (i > 0 && a <= hi) {
-				hi = b > hi ? b : hi;
-				continue;
-			}
-		}
-		if (i > 0) {
-			fact(w, UI_FAIL, "changed", "0x%06X..0x%06llX, outside the image", lo,
-			     (unsigned long long)hi - 1);
-			if (shown++ == 0) {
-				first_lo = lo;
-				first_hi = hi;
-			}
-		}
-		lo = a;
-		hi = b;
-	}
+	device_verify_widen(r, w->p->sector_size);
+	for (size_t i = 0; i < r->nmismatch; i++)
+		fact(w, UI_FAIL, "changed", "0x%06X..0x%06X, outside the image", r->mismatch[i].addr,
+		     r->mismatch[i].addr + r->mismatch[i].len - 1);
 	return fw_err_set(e, FW_EUNSAFE, "flash outside the image changed during the write "
-			  "(0x%06X..0x%06llX%s): a damaged address on the line put a page there; "
-			  "restore the backup, which holds what it held", first_lo,
-			  (unsigned long long)first_hi - 1, shown > 1 ? " and more" : "");
+			  "(0x%06X..0x%06X%s): a damaged address on the line put a page there; "
+			  "restore the backup, which holds what it held", r->mismatch[0].addr,
+			  r->mismatch[0].addr + r->mismatch[0].len - 1,
+			  r->nmismatch > 1 ? " and more" : "");
 }
 
 /* STK500v1 has no checksum: a damaged LOAD_ADDRESS puts a page somewhere
@@ -1343,7 +1271,7 @@ static int check_outside(struct wiz *w, struct fw_err *e)
 	struct image bk, out;
 	int rc;
 
-	if (!backup_whole_app(w) ||
+	if (!imageset_backup_is_whole(w->p) ||
 	    !job_evidence_get(&w->job, STEP_BACKUP, STEP_KEY_BACKUP_PATH))
 		return FW_OK;
 	rc = load_backup(w, &bk, e);

@@ -187,9 +187,9 @@ else
 	bad "... 0x7800..0x7FFF untouched"
 fi
 bkf=$TMP/bk/backup-$UNO-0x000000.bin
-if [ -f "$bkf" ] && flash_part 0 30720 "$TMP/opti.before" | cmp -s - "$bkf" &&
+if [ -f "$bkf" ] && flash_part 0 $((0x7E00)) "$TMP/opti.before" | cmp -s - "$bkf" &&
 	(cd "$TMP/bk" && sha256sum -c --quiet "$(basename "$bkf").sha256" >/dev/null 2>&1); then
-	ok "... the backup before the write holds the old 30 KB, sidecar checks"
+	ok "... the backup before the write holds the old application flash (all 0x7E00), sidecar checks"
 else
 	bad "... the backup before the write holds the old contents" "$(ls -l "$TMP/bk")"
 fi
@@ -300,6 +300,24 @@ flash_part 0 $((0x7E00)) | cmp -s - <(flash_part 0 $((0x7E00)) "$TMP/bent.before
 		"$(flash_part 0 $((0x7E00)) | cmp -l - <(flash_part 0 $((0x7E00)) "$TMP/bent.before") | head -3)"
 uno_stop
 
+# The same through `write`: its backup is the whole application flash too.
+random_flash "$TMP/bentw.flash" bentw-before
+uno_start bentw "$OPTIBOOT" --lines --fault misplace:5 || exit 1
+cp "$UNO_FLASH" "$TMP/bentw.before"
+mkdir -p "$TMP/bkw" "$TMP/bkw2"
+fwu 90 write --profile "$UNO" --backup-dir "$TMP/bkw" "$TMP/img8.hex"
+[ "$RC" -eq 10 ] && ok "write with a misplaced page: exit 10 (${MS} ms)" ||
+	bad "write with a misplaced page: exit 10 (exit $RC)" "$OUT$ERR"
+expect_in "changed outside the image: 0x002200..0x00227F" "... names the page it hit" "$ERR"
+expect_in "write the backup back" "... and the way back" "$ERR"
+fwu 90 write --profile "$UNO" --backup-dir "$TMP/bkw2" "$TMP/bkw/backup-$UNO-0x000000.bin@0x0"
+[ "$RC" -eq 0 ] && ok "... writing the backup back: exit 0" ||
+	bad "... writing the backup back (exit $RC)" "$OUT$ERR"
+flash_part 0 $((0x7E00)) | cmp -s - <(flash_part 0 $((0x7E00)) "$TMP/bentw.before") &&
+	ok "... the application flash is again exactly what it was" ||
+	bad "... the application flash is what it was after writing the backup back"
+uno_stop
+
 # ---- ATmegaBOOT at 57600 ----
 
 random_flash "$TMP/old.flash" old-before
@@ -387,6 +405,13 @@ check_fault() {
 			ok "$1: exit 0 and the flash holds the image (${MS} ms)"
 		else
 			bad "$1: exit 0 but the flash differs from the image" "$OUT$ERR"
+		fi
+		# Each board starts erased up to its bootloader (the 1 KB Optiboot
+		# build at 0x7C00): no page of the write may land above the image.
+		if [ "$(flash_part 8192 $((0x7C00 - 8192)) | tr -d '\377' | wc -c)" -eq 0 ]; then
+			ok "$1: ... and the rest of the application flash is still erased"
+		else
+			bad "$1: exit 0 but a page above the image was written" "$OUT$ERR"
 		fi
 	elif [ "$RC" -eq 7 ] || [ "$RC" -eq 10 ]; then
 		ok "$1: a clean failure, exit $RC (${MS} ms)"

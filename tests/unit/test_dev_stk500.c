@@ -61,6 +61,7 @@ struct fake {
 	uint64_t boot_ms;         /* reset -> listening */
 	int drop_prog;            /* drop a byte of this PROG_PAGE (0-based) */
 	int reset_prog;           /* reset the chip as this PROG_PAGE starts */
+	uint64_t drop_every;      /* lose every this-many-th byte too (0 off) */
 	int64_t drop_out;         /* lose this byte (0-based) on its way to
 	                           * the host; -1 none */
 	uint64_t out_count;
@@ -95,7 +96,8 @@ static void emit(struct fake *f, const void *p, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if ((int64_t)f->out_count++ != f->drop_out)
+		if ((int64_t)f->out_count++ != f->drop_out &&
+		    !(f->drop_every && f->out_count % f->drop_every == 0))
 			strbuf_add(&f->out, b + i, 1);
 }
 
@@ -1207,6 +1209,35 @@ static void test_skip_unchanged_from_backup(void **state)
 	rig_free(r);
 }
 
+/* The recovery budget: losses scattered over a long read are outlived
+ * (three in a row without progress would end it, not three in all), and
+ * a line that keeps losing bytes still ends the read, after 12. */
+static void test_scattered_losses_outlived(void **state)
+{
+	struct rig *r = rig_new(false);
+	struct device_identity id;
+	struct dev_stk500_stats st;
+	struct fw_err e = { 0 };
+	uint8_t *buf = malloc(0x4000);
+
+	(void)state;
+	assert_non_null(buf);
+	connect_identify(r, &id);
+	/* one byte in 2000: about 8 lost over 16 KB */
+	r->f.drop_every = 2000;
+	assert_int_equal(r->d.ops->read(&r->d, 0, 0x4000, buf, &e), FW_OK);
+	assert_memory_equal(buf, r->f.flash, 0x4000);
+	assert_int_equal(dev_stk500_last_stats(&r->d, &st), FW_OK);
+	assert_in_range(st.recoveries, 4, 12);
+	/* one in 500: more than 12 recoveries would be needed for 8 KB */
+	r->f.drop_every = 500;
+	assert_int_equal(r->d.ops->read(&r->d, 0, 0x2000, buf, &e), FW_ETIMEOUT);
+	assert_non_null(strstr(e.msg, "gave up after 12 recoveries (resync or reset) in this "
+			       "operation"));
+	free(buf);
+	rig_free(r);
+}
+
 /* ---- EEPROM and the old bootloader ---- */
 
 static void test_eeprom_refused_on_optiboot(void **state)
@@ -1308,6 +1339,7 @@ int main(void)
 		cmocka_unit_test(test_reset_during_write_recovers),
 		cmocka_unit_test(test_bootloader_write_refused_before_sending),
 		cmocka_unit_test(test_skip_unchanged_from_backup),
+		cmocka_unit_test(test_scattered_losses_outlived),
 		cmocka_unit_test(test_eeprom_refused_on_optiboot),
 		cmocka_unit_test(test_atmegaboot),
 	};

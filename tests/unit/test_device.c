@@ -1,4 +1,5 @@
-/* device_match: the identity gate before anything is erased. */
+/* device_match: the identity gate before anything is erased; and
+ * device_verify_widen, mismatches in whole pages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,10 +103,43 @@ static void test_avr_signature(void **state)
 	assert_int_equal(device_match(&p, &id, &e), FW_EMISMATCH);
 }
 
+static void test_verify_widen(void **state)
+{
+	struct device_verify_result r;
+
+	(void)state;
+	memset(&r, 0, sizeof r);
+	/* three runs inside one page, one in the next page, one far off */
+	r.mismatch[0].addr = 0x2200; r.mismatch[0].len = 0x1C;
+	r.mismatch[1].addr = 0x221D; r.mismatch[1].len = 0x24;
+	r.mismatch[2].addr = 0x2242; r.mismatch[2].len = 0x3E;
+	r.mismatch[3].addr = 0x2281; r.mismatch[3].len = 1;
+	r.mismatch[4].addr = 0x4000; r.mismatch[4].len = 0x81;
+	r.nmismatch = 5;
+	device_verify_widen(&r, 128);
+	assert_int_equal(r.nmismatch, 2);
+	assert_int_equal(r.mismatch[0].addr, 0x2200);
+	assert_int_equal(r.mismatch[0].len, 0x100);
+	assert_int_equal(r.mismatch[1].addr, 0x4000);
+	assert_int_equal(r.mismatch[1].len, 0x100);
+	/* the last unit of the address space does not wrap */
+	r.mismatch[0].addr = 0xFFFFFFF0u; r.mismatch[0].len = 0x10;
+	r.nmismatch = 1;
+	device_verify_widen(&r, 4096);
+	assert_int_equal(r.mismatch[0].addr, 0xFFFFF000u);
+	assert_int_equal(r.mismatch[0].len, 0x1000);
+	/* unit 0 is taken as 1: nothing changes */
+	r.mismatch[0].addr = 5; r.mismatch[0].len = 3;
+	device_verify_widen(&r, 0);
+	assert_int_equal(r.mismatch[0].addr, 5);
+	assert_int_equal(r.mismatch[0].len, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_esp_match),
+		cmocka_unit_test(test_verify_widen),
 		cmocka_unit_test(test_esp_wrong_chip),
 		cmocka_unit_test(test_esp_flash_size),
 		cmocka_unit_test(test_avr_signature),
