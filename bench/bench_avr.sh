@@ -10,8 +10,9 @@
 #                              (its reset and sync, write, read-back verify)
 #   flashwise write            flashwise write img.hex on an erased board;
 #                              its "time:" line gives the phases: connect
-#                              (reset, sync, identify), backup of the 240
-#                              pages it will write, write, verify
+#                              (reset, sync, identify), backup (on AVR the
+#                              whole application flash, 252 pages), write,
+#                              verify
 #   avrdude, 3 pages changed   the board holds the image; an image with 3 pages
 #                              changed, written by avrdude (it writes all 240)
 #   flashwise --only-changed   the same with flashwise write --only-changed:

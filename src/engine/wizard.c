@@ -1252,7 +1252,7 @@ static int changed_outside(struct wiz *w, struct device_verify_result *r, struct
 	for (size_t i = 0; i < r->nmismatch; i++)
 		fact(w, UI_FAIL, "changed", "0x%06X..0x%06X, outside the image", r->mismatch[i].addr,
 		     r->mismatch[i].addr + r->mismatch[i].len - 1);
-	return fw_err_set(e, FW_EUNSAFE, "flash outside the image changed during the write "
+	return fw_err_set(e, FW_EVERIFY, "flash outside the image changed during the write "
 			  "(0x%06X..0x%06X%s): a damaged address on the line put a page there; "
 			  "restore the backup, which holds what it held", r->mismatch[0].addr,
 			  r->mismatch[0].addr + r->mismatch[0].len - 1,
@@ -1264,7 +1264,9 @@ static int changed_outside(struct wiz *w, struct device_verify_result *r, struct
  * but not the one that was hit. Where the backup holds the whole
  * application flash, every byte the image does not cover must still hold
  * what the backup read. Run after a comparison failed, and on every
- * attempt after the first (the page hit may be from the one before). */
+ * attempt after the first (the page hit may be from the one before).
+ * FW_EVERIFY when something changed; another error when the comparison
+ * could not be made. */
 static int check_outside(struct wiz *w, struct fw_err *e)
 {
 	struct device_verify_result r;
@@ -1290,10 +1292,13 @@ static int check_outside(struct wiz *w, struct fw_err *e)
 		     (unsigned long long)r.bytes_checked);
 	else if (rc == FW_EVERIFY && r.nmismatch)
 		rc = changed_outside(w, &r, e);
-	else
+	else {
 		fw_err_prefix(e, "comparing the flash outside the image with the backup");
+		if (rc == FW_EVERIFY)
+			rc = FW_EUNSAFE; /* differs, but the driver did not say where */
+	}
 	image_free(&out);
-	return rc == FW_OK || rc == FW_EUNSAFE ? rc : FW_EUNSAFE;
+	return rc;
 }
 
 static int st_flash(struct wiz *w, struct evset *ev, struct fw_err *e)
@@ -1310,10 +1315,11 @@ static int st_flash(struct wiz *w, struct evset *ev, struct fw_err *e)
 		struct fw_err oe = {0};
 		int orc = check_outside(w, &oe);
 
-		/* What changed outside the image is the worse news. */
-		if (orc != FW_OK) {
+		/* What changed outside the image is the worse news; a check
+		 * that could not be made leaves a good write unproven. */
+		if (orc == FW_EVERIFY || (orc != FW_OK && rc == FW_OK)) {
 			fw_err_copy(e, &oe);
-			return orc;
+			return FW_EUNSAFE;
 		}
 	}
 	if (rc != FW_OK)

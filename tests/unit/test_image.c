@@ -157,7 +157,7 @@ static void test_flatten_and_gaps(void **state)
 static void test_subtract(void **state)
 {
 	struct image a = IMAGE_INIT, b = IMAGE_INIT, out;
-	uint8_t d[0x100];
+	uint8_t d[0x200];
 	const struct image_range *r;
 	size_t i;
 
