@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "dev_esp.h"
+#include "dev_watch.h"
 #include "devices.h"
 #include "helper_blob.h"
 #include "esp_proto.h"
@@ -709,35 +710,9 @@ struct rig {
 	struct transport *t;
 	struct profile p;
 	struct device d;
-	struct strbuf log;
-	unsigned progress_calls;
-	uint64_t last_done, last_total;
-	char last_phase[16];
-	bool progress_backwards;
+	struct dev_watch w;       /* the driver's log and progress */
 	struct dev_esp_helper real; /* the built-in helper (helper_blob.h) */
 };
-
-static void on_log(void *ctx, const char *line)
-{
-	struct rig *r = ctx;
-
-	strbuf_adds(&r->log, line);
-	strbuf_adds(&r->log, "\n");
-}
-
-static void on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
-{
-	struct rig *r = ctx;
-
-	if (strcmp(phase, r->last_phase) == 0 && done < r->last_done)
-		r->progress_backwards = true;
-	if (done > total)
-		r->progress_backwards = true;
-	snprintf(r->last_phase, sizeof r->last_phase, "%s", phase);
-	r->last_done = done;
-	r->last_total = total;
-	r->progress_calls++;
-}
 
 static struct rig *rig_new(enum esp_proto_loader l)
 {
@@ -804,9 +779,7 @@ static struct rig *rig_new(enum esp_proto_loader l)
 	r->d.ops = &dev_esp_ops;
 	r->d.t = r->t;
 	r->d.p = &r->p;
-	r->d.log = on_log;
-	r->d.progress = on_progress;
-	r->d.cb_ctx = r;
+	dev_watch_attach(&r->w, &r->d);
 	dev_esp_options_default(&o);
 	o.timeout_ms = 200;
 	o.manual_wait_ms = 600;
@@ -822,7 +795,7 @@ static void rig_free(struct rig *r)
 	if (r->f.z_active)
 		inflateEnd(&r->f.z);
 	strbuf_free(&r->f.out);
-	strbuf_free(&r->log);
+	dev_watch_free(&r->w);
 	while (r->f.nmem > 0)
 		free(r->f.mem[--r->f.nmem].buf);
 	free(r->f.flash);
@@ -831,7 +804,7 @@ static void rig_free(struct rig *r)
 
 static const char *logtext(struct rig *r)
 {
-	return strbuf_str(&r->log);
+	return strbuf_str(&r->w.log);
 }
 
 static void connect_identify(struct rig *r, struct device_identity *id)
@@ -1119,9 +1092,9 @@ static void test_esp8266_write_small_image(void **state)
 	assert_non_null(strstr(logtext(r), "0x3FC000-0x3FC0FF"));
 	assert_non_null(strstr(logtext(r), "0x3FD000-0x3FDFFF"));
 	/* progress went through erase and write, never backwards */
-	assert_string_equal(r->last_phase, "write");
-	assert_int_equal(r->last_done, r->last_total);
-	assert_false(r->progress_backwards);
+	assert_string_equal(r->w.last_phase, "write");
+	assert_int_equal(r->w.last_done, r->w.last_total);
+	assert_false(r->w.progress_backwards);
 
 	/* the ESP8266 ROM cannot read back or hash: said, not skipped */
 	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_EUNSUPPORTED);
@@ -1373,7 +1346,7 @@ static void test_esp32_uncompressed_fallback_and_read(void **state)
 	assert_int_equal(r->d.ops->read(&r->d, 0x8000, 0x1000, back, &e), FW_OK);
 	assert_memory_equal(back, data, len);
 	assert_int_equal(r->f.ops[ESP_OP_READ_FLASH_SLOW], 0x1000 / 64);
-	assert_string_equal(r->last_phase, "read");
+	assert_string_equal(r->w.last_phase, "read");
 	assert_int_equal(r->d.ops->read(&r->d, FLASH_SIZE - 16, 32, back, &e), FW_EINVAL);
 	image_free(&img);
 	free(data);
@@ -1527,7 +1500,7 @@ static void test_reset_mid_write_recovered(void **state)
 	assert_int_equal(r->f.seq_log[r->f.nseq - 8], 0);
 	assert_int_equal(r->f.seq_log[r->f.nseq - 1], 7);
 	assert_memory_equal(r->f.flash + 0x20000, data, len);
-	assert_false(r->progress_backwards);
+	assert_false(r->w.progress_backwards);
 	image_free(&img);
 	free(data);
 	rig_free(r);
@@ -1980,9 +1953,9 @@ static void test_helper_backup_4mb(void **state)
 	assert_int_equal(r->f.new_baud, 921600);
 	assert_int_equal(r->f.old_baud, 115200);
 	assert_int_equal(r->f.host_baud, 921600);
-	assert_string_equal(r->last_phase, "read");
-	assert_int_equal(r->last_done, FLASH_SIZE);
-	assert_false(r->progress_backwards);
+	assert_string_equal(r->w.last_phase, "read");
+	assert_int_equal(r->w.last_done, FLASH_SIZE);
+	assert_false(r->w.progress_backwards);
 	rig_free(r);
 	free(out);
 }

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "dev_stk500.h"
+#include "dev_watch.h"
 #include "devices.h"
 #include "stk500_proto.h"
 #include "strbuf.h"
@@ -472,29 +473,8 @@ struct rig {
 	struct transport *t;
 	struct profile p;
 	struct device d;
-	struct strbuf log;
-	bool progress_backwards;
-	uint64_t last_done;
-	char last_phase[16];
+	struct dev_watch w;       /* the driver's log and progress */
 };
-
-static void on_log(void *ctx, const char *line)
-{
-	struct rig *r = ctx;
-
-	strbuf_adds(&r->log, line);
-	strbuf_adds(&r->log, "\n");
-}
-
-static void on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
-{
-	struct rig *r = ctx;
-
-	if ((strcmp(phase, r->last_phase) == 0 && done < r->last_done) || done > total)
-		r->progress_backwards = true;
-	snprintf(r->last_phase, sizeof r->last_phase, "%s", phase);
-	r->last_done = done;
-}
 
 static void uno_profile(struct profile *p, unsigned baud)
 {
@@ -559,9 +539,7 @@ static struct rig *rig_new(bool atmegaboot)
 	assert_ptr_equal(r->d.ops, &dev_stk500_ops);
 	r->d.t = r->t;
 	r->d.p = &r->p;
-	r->d.log = on_log;
-	r->d.progress = on_progress;
-	r->d.cb_ctx = r;
+	dev_watch_attach(&r->w, &r->d);
 	dev_stk500_options_default(&o);
 	o.connect_attempts = 2;
 	o.manual_wait_ms = 1500;
@@ -576,7 +554,7 @@ static void rig_free(struct rig *r)
 	assert_null(r->d.priv);
 	transport_close(r->t);
 	strbuf_free(&r->f.out);
-	strbuf_free(&r->log);
+	dev_watch_free(&r->w);
 	free(r);
 }
 
@@ -750,7 +728,7 @@ static void test_manual_without_lines(void **state)
 	r->f.lines = false; /* a pty: set_lines is FW_EUNSUPPORTED */
 	r->f.press_at = now_ns() + 300 * MS;
 	assert_int_equal(r->d.ops->connect(&r->d, &e), FW_OK);
-	assert_non_null(strstr(strbuf_str(&r->log), "press and release RESET"));
+	assert_non_null(strstr(strbuf_str(&r->w.log), "press and release RESET"));
 	assert_int_equal(r->f.nlines, 0);
 	assert_int_equal(r->d.ops->identify(&r->d, &id, &e), FW_OK);
 
@@ -837,8 +815,8 @@ static void test_backup_read_in_large_chunks(void **state)
 			 0);
 	/* one LOAD_ADDRESS: Optiboot's READ_PAGE moves its pointer on */
 	assert_int_equal(r->f.ops['U'], 1);
-	assert_false(r->progress_backwards);
-	assert_string_equal(r->last_phase, "read");
+	assert_false(r->w.progress_backwards);
+	assert_string_equal(r->w.last_phase, "read");
 	/* an odd start and length */
 	assert_int_equal(r->d.ops->read(&r->d, 0x101, 5, odd, &e), FW_OK);
 	assert_memory_equal(odd, r->f.flash + 0x101, 5);
@@ -863,7 +841,7 @@ static void test_pause_between_steps_reenters(void **state)
 	assert_int_equal(r->d.ops->read(&r->d, 0x200, sizeof buf, buf, &e), FW_OK);
 	assert_memory_equal(buf, r->f.flash + 0x200, sizeof buf);
 	assert_int_equal(r->f.resets, 2);
-	assert_non_null(strstr(strbuf_str(&r->log), "about 1 s"));
+	assert_non_null(strstr(strbuf_str(&r->w.log), "about 1 s"));
 	rig_free(r);
 }
 
@@ -902,7 +880,7 @@ static void test_write_verify_multipage(void **state)
 	assert_int_equal(st.pages_filled, 2);
 	assert_int_equal(st.recoveries, 0);
 	assert_int_equal(r->f.boot_writes, 0);
-	assert_false(r->progress_backwards);
+	assert_false(r->w.progress_backwards);
 
 	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
 	assert_int_equal(vr.nmismatch, 0);
@@ -1047,7 +1025,7 @@ static void test_dropped_byte_recovers_unfinished_pages(void **state)
 		count[(r->f.prog_log[i] - 0x1000) / PAGE]++;
 	for (i = 0; i < 8; i++)
 		assert_int_equal(count[i], 1);
-	assert_non_null(strstr(strbuf_str(&r->log), "writing page 0x1180"));
+	assert_non_null(strstr(strbuf_str(&r->w.log), "writing page 0x1180"));
 	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
 	image_free(&img);
 	free(data);
@@ -1090,8 +1068,8 @@ static void test_lost_reply_byte_resyncs_without_reset(void **state)
 	for (i = 0; i < r->f.nprog; i++)
 		count[(r->f.prog_log[i] - 0x2000) / PAGE]++;
 	assert_int_equal(count[3], 2);
-	assert_non_null(strstr(strbuf_str(&r->log), "writing page 0x2180"));
-	assert_non_null(strstr(strbuf_str(&r->log), "without a reset"));
+	assert_non_null(strstr(strbuf_str(&r->w.log), "writing page 0x2180"));
+	assert_non_null(strstr(strbuf_str(&r->w.log), "without a reset"));
 	assert_int_equal(r->d.ops->verify(&r->d, &img, &vr, &e), FW_OK);
 
 	/* a data byte lost in the middle of a 256-byte READ_PAGE */
