@@ -526,10 +526,50 @@ static void test_empty_inputs(void **state)
 	image_free(&img);
 }
 
+/* What a backup before a write reads: the erase units the image touches
+ * on ESP (adjacent ones merged, clipped to the flash); on AVR every page
+ * outside the protected boot section, whatever the image. */
+static void test_backup_spans(void **state)
+{
+	struct profile p;
+	struct image img = IMAGE_INIT;
+	struct imageset_span *sp;
+	struct fw_err e = {0};
+	static uint8_t d[0x2000];
+	size_t n;
+
+	(void)state;
+	esp8266_profile(&p);
+	assert_true(!imageset_backup_is_whole(&p));
+	assert_int_equal(image_add(&img, 0x0FF0, d, 0x20, NULL), FW_OK);     /* 2 sectors */
+	assert_int_equal(image_add(&img, 0x2000, d, 0x10, NULL), FW_OK);     /* touches them */
+	assert_int_equal(image_add(&img, 0x10000, d, 0x1001, NULL), FW_OK);  /* 2 sectors */
+	assert_int_equal(image_add(&img, MB(4) - 8, d, 8, NULL), FW_OK);     /* the last */
+	assert_int_equal(imageset_backup_spans(&p, &img, &sp, &n, &e), FW_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(sp[0].addr, 0x0000);
+	assert_int_equal(sp[0].len, 0x3000);
+	assert_int_equal(sp[1].addr, 0x10000);
+	assert_int_equal(sp[1].len, 0x2000);
+	assert_int_equal(sp[2].addr, MB(4) - 0x1000);
+	assert_int_equal(sp[2].len, 0x1000);
+	free(sp);
+
+	avr_profile(&p);
+	assert_true(imageset_backup_is_whole(&p));
+	assert_int_equal(imageset_backup_spans(&p, &img, &sp, &n, &e), FW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(sp[0].addr, 0);
+	assert_int_equal(sp[0].len, 0x7E00);
+	free(sp);
+	image_free(&img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_esp8266_nodemcu_ok),
+		cmocka_unit_test(test_backup_spans),
 		cmocka_unit_test(test_image_larger_than_partition),
 		cmocka_unit_test(test_overlap_and_shared_sector),
 		cmocka_unit_test(test_protected_partition),
