@@ -529,23 +529,18 @@ static bool changed_outside(struct session *s, const struct image *all, const st
 {
 	struct device_verify_result r;
 	struct fw_err e = {0};
-	struct image out;
-	bool changed = false;
+	int rc;
 
-	if (!bk || image_count(bk) == 0 || !imageset_backup_is_whole(s->p) ||
-	    image_subtract(bk, all, &out, &e) != FW_OK)
+	if (!bk || image_count(bk) == 0 || !imageset_backup_is_whole(s->p))
 		return false;
-	memset(&r, 0, sizeof r);
-	if (image_count(&out) > 0 && s->d.ops->verify(&s->d, &out, &r, &e) == FW_EVERIFY) {
-		device_verify_widen(&r, s->p->sector_size);
-		for (size_t i = 0; i < r.nmismatch; i++)
-			fprintf(s->ctx->err, "  changed outside the image: 0x%06X..0x%06X\n",
-				r.mismatch[i].addr, r.mismatch[i].addr + r.mismatch[i].len - 1);
-		changed = r.nmismatch > 0;
-	}
+	rc = device_verify_outside(&s->d, bk, all, &r, &e);
 	progress_end(&s->prog);
-	image_free(&out);
-	return changed;
+	if (rc != FW_EVERIFY)
+		return false;
+	for (size_t i = 0; i < r.nmismatch; i++)
+		fprintf(s->ctx->err, "  changed outside the image: 0x%06X..0x%06X\n",
+			r.mismatch[i].addr, r.mismatch[i].addr + r.mismatch[i].len - 1);
+	return r.nmismatch > 0;
 }
 
 /* after_write: the flash was just written, so a verification that fails

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dev_esp.h"
 #include "dev_stk500.h"
@@ -50,4 +51,21 @@ void device_progress(struct device *d, const char *phase, uint64_t done, uint64_
 		return;
 	d->last_progress_ns = now;
 	d->progress(d->cb_ctx, phase, done, total);
+}
+
+int device_verify_outside(struct device *d, const struct image *bk, const struct image *img,
+			  struct device_verify_result *r, struct fw_err *e)
+{
+	struct image out;
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	rc = image_subtract(bk, img, &out, e);
+	if (rc == FW_OK && image_count(&out) > 0) {
+		rc = d->ops->verify(d, &out, r, e);
+		if (rc == FW_EVERIFY)
+			device_verify_widen(r, d->p->sector_size);
+	}
+	image_free(&out);
+	return rc;
 }

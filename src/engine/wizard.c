@@ -1245,20 +1245,6 @@ static int flash_consent(struct wiz *w, struct fw_err *e)
 
 static int load_backup(struct wiz *w, struct image *bk, struct fw_err *e);
 
-/* Names what changed outside the image, in whole pages. */
-static int changed_outside(struct wiz *w, struct device_verify_result *r, struct fw_err *e)
-{
-	device_verify_widen(r, w->p->sector_size);
-	for (size_t i = 0; i < r->nmismatch; i++)
-		fact(w, UI_FAIL, "changed", "0x%06X..0x%06X, outside the image", r->mismatch[i].addr,
-		     r->mismatch[i].addr + r->mismatch[i].len - 1);
-	return fw_err_set(e, FW_EVERIFY, "flash outside the image changed during the write "
-			  "(0x%06X..0x%06X%s): a damaged address on the line put a page there; "
-			  "restore the backup, which holds what it held", r->mismatch[0].addr,
-			  r->mismatch[0].addr + r->mismatch[0].len - 1,
-			  r->nmismatch > 1 ? " and more" : "");
-}
-
 /* STK500v1 has no checksum: a damaged LOAD_ADDRESS puts a page somewhere
  * else, and the verify of the image then finds the page that was missed
  * but not the one that was hit. Where the backup holds the whole
@@ -1270,7 +1256,7 @@ static int changed_outside(struct wiz *w, struct device_verify_result *r, struct
 static int check_outside(struct wiz *w, struct fw_err *e)
 {
 	struct device_verify_result r;
-	struct image bk, out;
+	struct image bk;
 	int rc;
 
 	if (!imageset_backup_is_whole(w->p) ||
@@ -1279,26 +1265,27 @@ static int check_outside(struct wiz *w, struct fw_err *e)
 	rc = load_backup(w, &bk, e);
 	if (rc != FW_OK)
 		return rc;
-	rc = image_subtract(&bk, &w->all, &out, e);
+	rc = device_verify_outside(&w->d, &bk, &w->all, &r, e);
 	image_free(&bk);
-	if (rc != FW_OK || image_count(&out) == 0) {
-		image_free(&out);
-		return rc;
+	if (rc == FW_OK) {
+		if (r.bytes_checked)
+			fact(w, UI_OK, "outside the image", "%llu bytes still hold the backup's "
+			     "contents", (unsigned long long)r.bytes_checked);
+		return FW_OK;
 	}
-	memset(&r, 0, sizeof r);
-	rc = w->d.ops->verify(&w->d, &out, &r, e);
-	if (rc == FW_OK)
-		fact(w, UI_OK, "outside the image", "%llu bytes still hold the backup's contents",
-		     (unsigned long long)r.bytes_checked);
-	else if (rc == FW_EVERIFY && r.nmismatch)
-		rc = changed_outside(w, &r, e);
-	else {
-		fw_err_prefix(e, "comparing the flash outside the image with the backup");
-		if (rc == FW_EVERIFY)
-			rc = FW_EUNSAFE; /* differs, but the driver did not say where */
+	if (rc == FW_EVERIFY && r.nmismatch) {
+		for (size_t i = 0; i < r.nmismatch; i++)
+			fact(w, UI_FAIL, "changed", "0x%06X..0x%06X, outside the image",
+			     r.mismatch[i].addr, r.mismatch[i].addr + r.mismatch[i].len - 1);
+		return fw_err_set(e, FW_EVERIFY, "flash outside the image changed during the "
+				  "write (0x%06X..0x%06X%s): a damaged address on the line put a "
+				  "page there; restore the backup, which holds what it held",
+				  r.mismatch[0].addr, r.mismatch[0].addr + r.mismatch[0].len - 1,
+				  r.nmismatch > 1 ? " and more" : "");
 	}
-	image_free(&out);
-	return rc;
+	fw_err_prefix(e, "comparing the flash outside the image with the backup");
+	/* differs, but the driver did not say where: not provably a change */
+	return rc == FW_EVERIFY ? FW_EUNSAFE : rc;
 }
 
 static int st_flash(struct wiz *w, struct evset *ev, struct fw_err *e)
